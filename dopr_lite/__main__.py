@@ -1,0 +1,3 @@
+from dopr_lite.cli import main
+
+raise SystemExit(main())

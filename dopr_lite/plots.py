@@ -1,0 +1,74 @@
+"""Figures: one helper saves them, plotting functions draw runs.
+
+``save_figure(fig, "02_grpo_curves")`` writes ``figures/02_grpo_curves.png``
+(the repo's ``figures/`` unless ``DOPR_FIGURES`` names another folder).
+Matplotlib runs headless (Agg) unless a notebook backend is active.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+FIGURES = Path(os.environ.get(
+    "DOPR_FIGURES", Path(__file__).resolve().parent.parent / "figures"))
+
+
+def _plt():
+    import matplotlib
+
+    if "inline" not in matplotlib.get_backend().lower():
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, name: str, folder: Path | None = None) -> Path:
+    """Save ``fig`` as ``<folder>/<name>.png`` and return the path."""
+    folder = Path(folder or FIGURES)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def plot_runs(runs: dict, title: str = ""):
+    """Held-out accuracy and train reward against rollouts, one line a run.
+
+    ``runs`` maps a label to a :class:`~dopr_lite.train.RunResult`.
+    """
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for label, r in runs.items():
+        xs = [e["rollouts"] for e in r.evals]
+        line, = a.plot(xs, [e["accuracy"] for e in r.evals], marker="o",
+                       ms=3, label=f"{label} greedy")
+        if "sampled_accuracy" in r.evals[0]:
+            a.plot(xs, [e["sampled_accuracy"] for e in r.evals], ls="--",
+                   color=line.get_color(), label=f"{label} sampled")
+        b.plot([m["rollouts"] for m in r.metrics],
+               [m["reward_mean"] for m in r.metrics], color=line.get_color(),
+               label=f"{label} reward")
+        b.plot([m["rollouts"] for m in r.metrics],
+               [m["frac_reward_zero_std"] for m in r.metrics], ls=":",
+               color=line.get_color(), label=f"{label} zero-std groups")
+    a.set(xlabel="training rollouts", ylabel="held-out accuracy",
+          title="held-out accuracy")
+    b.set(xlabel="training rollouts", ylabel="fraction",
+          title="train reward / zero-variance groups", ylim=(0, 1))
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_run(result, path: Path):
+    """Draw one run and save it at ``path`` (used by the training loop)."""
+    fig = plot_runs({"run": result})
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    _plt().close(fig)
+    return path

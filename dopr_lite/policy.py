@@ -1,0 +1,177 @@
+"""Loading the policy: one entry point for every model source.
+
+``load_policy(cfg)`` returns a :class:`Policy` (model, tokenizer, device)
+from the embedded tiny model, a local directory or a hub id, optionally in
+4-bit NF4 (QLoRA: bitsandbytes, double quantisation, a compute dtype, then
+peft's ``prepare_model_for_kbit_training``) and with LoRA adapters.
+
+The KL reference policy is the same model with its adapter disabled
+(:func:`reference_mode`), so beta > 0 costs no second copy of the weights.
+
+Safety: weights load from safetensors only (``use_safetensors=True``), and
+``trust_remote_code`` stays off unless the config turns it on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dopr_lite.config import ConfigError, DoprConfig
+from dopr_lite.tiny import EMBEDDED, EMBEDDED_DIR
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16,
+           "float16": torch.float16}
+
+
+class PolicyLoadError(RuntimeError):
+    """The model could not be loaded; the message says how to fix it."""
+
+
+@dataclass
+class Policy:
+    model: torch.nn.Module
+    tokenizer: object
+    device: torch.device
+    source: str
+
+    @property
+    def is_peft(self) -> bool:
+        return hasattr(self.model, "disable_adapter")
+
+    def trainable_parameters(self) -> dict[str, torch.nn.Parameter]:
+        return {n: p for n, p in self.model.named_parameters()
+                if p.requires_grad}
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """cuda > mps > cpu for ``"auto"``; an explicit request is honoured or
+    refused, never silently replaced."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(requested)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {requested!r} was asked for but CUDA is "
+                          "not available; use device='auto' or 'cpu'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {requested!r} was asked for but MPS is "
+                          "not available; use device='auto' or 'cpu'")
+    return dev
+
+
+def resolve_source(name: str) -> str:
+    """Map a model name to a local path, or check a hub id can load.
+
+    With ``HF_HUB_OFFLINE=1`` a hub id that is not in the local cache fails
+    at once (instead of transformers' long retry) with what to do.
+    """
+    if name == EMBEDDED:
+        return str(EMBEDDED_DIR)
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if name.startswith((".", "/", "~")):
+        raise PolicyLoadError(f"model directory {name!r} does not exist")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in (
+        "1", "true", "yes", "on")
+    if offline:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(name, "config.json")
+        if not isinstance(hit, str):
+            raise PolicyLoadError(
+                f"model {name!r} is not in the local Hugging Face cache and "
+                "HF_HUB_OFFLINE=1 forbids downloading it. On a machine with "
+                f"internet run `hf download {name}` (or unset HF_HUB_OFFLINE)"
+                ", or pass a local directory; the embedded default is "
+                f"{EMBEDDED!r}.")
+    return name
+
+
+def _quantization_config(cfg: DoprConfig):
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(
+            "config field 'load_in_4bit': 4-bit loading needs bitsandbytes, "
+            "which is not installed; `pip install bitsandbytes` or set "
+            "load_in_4bit=False") from err
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=cfg.bnb_double_quant,
+        bnb_4bit_compute_dtype=_DTYPES[cfg.bnb_compute_dtype])
+
+
+def _lora_targets(spec: str):
+    return "all-linear" if spec == "all-linear" else [
+        s.strip() for s in spec.split(",") if s.strip()]
+
+
+def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
+    """Load tokenizer and model as ``cfg`` says (keywords override it)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cfg = cfg or DoprConfig()
+    if overrides:
+        cfg = DoprConfig(**{**cfg.to_dict(), **overrides})
+    device = pick_device(cfg.device)
+    if cfg.dtype not in _DTYPES:
+        raise ConfigError(f"config field 'dtype': use one of {list(_DTYPES)}")
+    source = resolve_source(cfg.model)
+    kwargs = dict(dtype=_DTYPES[cfg.dtype], use_safetensors=True,
+                  trust_remote_code=cfg.trust_remote_code)
+    if cfg.load_in_4bit:
+        kwargs["quantization_config"] = _quantization_config(cfg)
+        kwargs["device_map"] = {"": device.index or 0} if \
+            device.type == "cuda" else {"": device.type}
+    try:
+        tok = AutoTokenizer.from_pretrained(
+            source, trust_remote_code=cfg.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise PolicyLoadError(f"could not load model {cfg.model!r}: {err}"
+                              ) from err
+    tok.padding_side = "left"  # generation pads on the left
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not cfg.load_in_4bit:
+        model.to(device)
+    if cfg.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    elif cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if cfg.use_lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=_lora_targets(cfg.lora_target),
+            task_type="CAUSAL_LM"))
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.eval()
+    return Policy(model=model, tokenizer=tok, device=device,
+                  source=cfg.model)
+
+
+@contextlib.contextmanager
+def reference_mode(model):
+    """The KL reference policy: the same model with the adapter disabled."""
+    if not hasattr(model, "disable_adapter"):
+        raise ConfigError("config field 'beta': a KL reference needs LoRA "
+                          "(use_lora=True) so the base weights stay frozen")
+    with model.disable_adapter():
+        yield model

@@ -1,0 +1,187 @@
+"""Verifiable rewards, in TRL's calling convention.
+
+Every reward here is ``fn(completions, **dataset_columns) -> list[float]``,
+so the same function works in dopr_lite's loop and inside TRL's
+``GRPOTrainer`` (which passes conversational completions as lists of
+``{"role", "content"}`` messages; both forms are accepted).
+
+* :func:`exact_answer_reward`: 1.0 when the completion's final ``#### <n>``
+  line equals the gold answer numerically (the synthetic task, GSM8K).
+* :func:`math_verify_reward`: symbolic equivalence via ``math-verify``; we
+  split on ``####`` ourselves (math-verify does not treat it as a marker)
+  and otherwise let it find ``\\boxed{}`` or the last expression.
+* :func:`format_reward`: 1.0 when the completion ends in a final-answer line.
+
+Model output is only ever parsed, never evaluated.  Rewards never raise:
+anything they cannot parse (garbage, empty, huge or mangled text) scores 0.
+Inputs are capped at ``MAX_CHARS`` characters (the tail is kept, since the
+final answer comes last) so that one pathological completion cannot stall a
+step.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from decimal import Decimal, InvalidOperation
+
+MAX_CHARS = 4096
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_MARKER = "####"
+
+
+def completion_text(completion) -> str:
+    """Plain text of a completion: a string or a list of chat messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return str(completion.get("content", ""))
+    if isinstance(completion, (list, tuple)):
+        return "".join(completion_text(m) for m in completion)
+    return ""
+
+
+def final_answer(text: str) -> str | None:
+    """The text after the last ``####`` marker, up to the line end."""
+    text = text[-MAX_CHARS:]
+    at = text.rfind(_MARKER)
+    if at < 0:
+        return None
+    tail = text[at + len(_MARKER):].strip().split("\n", 1)[0]
+    return tail.strip() or None
+
+
+def normalise_number(text: str) -> Decimal | None:
+    """``"1,234."`` -> ``Decimal(1234)``; ``None`` unless a plain number."""
+    s = text.strip().replace(",", "").replace("$", "").rstrip(".").strip()
+    if not _NUMBER.fullmatch(s) or len(s) > 64:
+        return None
+    try:
+        return Decimal(s)
+    except InvalidOperation:
+        return None
+
+
+def answers_equal(pred: str | None, gold: str) -> bool:
+    """Numeric equality when both parse as numbers, else exact text."""
+    if pred is None:
+        return False
+    a, b = normalise_number(pred), normalise_number(str(gold))
+    if a is not None and b is not None:
+        return a == b
+    return pred.strip() == str(gold).strip()
+
+
+def _safe(score_one):
+    """Run a per-completion scorer; any exception scores 0."""
+    def run(completion, gold) -> float:
+        try:
+            return float(score_one(completion_text(completion), gold))
+        except Exception:  # a reward must never crash a training step
+            return 0.0
+    return run
+
+
+@_safe
+def _exact(text: str, gold) -> float:
+    return 1.0 if answers_equal(final_answer(text), str(gold)) else 0.0
+
+
+def exact_answer_reward(completions, answer, **_) -> list[float]:
+    """1.0 when the final ``#### n`` equals the gold ``answer``."""
+    return [_exact(c, g) for c, g in zip(completions, answer, strict=True)]
+
+
+def parse_gold_math(gold: str):
+    """Parse a gold answer for math-verify (``#### n`` or LaTeX/plain)."""
+    from math_verify import parse
+
+    s = str(gold)
+    marked = final_answer(s)
+    if marked is not None:
+        s = marked
+    if "\\boxed" not in s and "$" not in s:
+        s = f"${s}$"
+    return parse(s, parsing_timeout=_timeout())
+
+
+def _timeout():
+    # math-verify's timeouts use signal.alarm, which only works on the main
+    # thread; elsewhere we rely on MAX_CHARS to bound the work.
+    main = threading.current_thread() is threading.main_thread()
+    return 5 if main else None
+
+
+@_safe
+def _math(text: str, gold) -> float:
+    from math_verify import parse, verify
+
+    gold_parsed = gold if isinstance(gold, list) else parse_gold_math(gold)
+    if not gold_parsed:
+        return 0.0
+    text = text[-MAX_CHARS:]
+    marked = final_answer(text)
+    if marked is not None:
+        if answers_equal(marked, str(gold)):
+            return 1.0
+        text = f"${marked}$"
+    pred = parse(text, parsing_timeout=_timeout())
+    if not pred:
+        return 0.0
+    return 1.0 if verify(gold_parsed, pred,
+                         timeout_seconds=_timeout()) else 0.0
+
+
+def math_verify_reward(completions, answer, **_) -> list[float]:
+    """1.0 when math-verify finds the completion equivalent to ``answer``."""
+    return [_math(c, g) for c, g in zip(completions, answer, strict=True)]
+
+
+_FORMAT = re.compile(r"(####[ \t]*\S[^\n]*|\\boxed\{.+\})\s*$", re.DOTALL)
+
+
+@_safe
+def _format(text: str, _gold) -> float:
+    return 1.0 if _FORMAT.search(text[-MAX_CHARS:]) else 0.0
+
+
+def format_reward(completions, **_) -> list[float]:
+    """1.0 when the completion ends with ``#### ...`` or ``\\boxed{...}``."""
+    return [_format(c, None) for c in completions]
+
+
+REWARDS = {
+    "exact": exact_answer_reward,
+    "math_verify": math_verify_reward,
+    "format": format_reward,
+}
+
+
+def combined_reward(names, weights=None):
+    """A weighted sum of named rewards, still in TRL's convention."""
+    fns = [REWARDS[n] for n in names]
+    weights = list(weights or [1.0] * len(fns))
+    if len(weights) != len(fns):
+        raise ValueError("reward weights must match reward names one to one")
+
+    def reward(completions, **columns) -> list[float]:
+        total = [0.0] * len(completions)
+        for fn, w in zip(fns, weights, strict=True):
+            for i, r in enumerate(fn(completions, **columns)):
+                total[i] += w * r
+        return total
+
+    reward.__name__ = "+".join(names)
+    return reward
+
+
+def get_reward(spec: str):
+    """A reward by config name: ``"exact"``, ``"math_verify,format"``..."""
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in REWARDS]
+    if not names or unknown:
+        from dopr_lite.config import ConfigError
+
+        raise ConfigError(f"config field 'reward': unknown {unknown or spec!r}"
+                          f"; choose from {sorted(REWARDS)}")
+    return REWARDS[names[0]] if len(names) == 1 else combined_reward(names)

@@ -1,0 +1,171 @@
+"""Rollouts with Hugging Face ``generate``, and exact rollout accounting.
+
+:func:`generate_rollouts` samples ``G`` completions for each prompt in one
+batched, left-padded ``generate`` call (KV cache on, ``inference_mode``) and
+returns token ids, masks and decoded texts.  :func:`sequence_logprobs`
+scores completions under a model (used for behaviour log-probs when a batch
+is reused for several updates, and for the KL reference).
+
+:class:`RolloutCounter` counts every generated sequence and token by kind:
+``train`` (rollouts that feed an update), ``probe`` (rollouts a selection
+rule spends to decide) and ``eval``.  Training cost, the currency of every
+comparison in this project, is ``train + probe``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+KINDS = ("train", "probe", "eval")
+
+
+@dataclass
+class RolloutCounter:
+    """Sequences and completion tokens generated, by kind."""
+
+    sequences: dict = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    tokens: dict = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    calls: int = 0
+
+    def add(self, kind: str, sequences: int, tokens: int) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"rollout kind must be one of {KINDS}")
+        self.sequences[kind] += int(sequences)
+        self.tokens[kind] += int(tokens)
+        self.calls += 1
+
+    @property
+    def cost(self) -> int:
+        """Rollouts spent on training: train + probe sequences."""
+        return self.sequences["train"] + self.sequences["probe"]
+
+    @property
+    def cost_tokens(self) -> int:
+        return self.tokens["train"] + self.tokens["probe"]
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sequences = dict(state["sequences"])
+        self.tokens = dict(state["tokens"])
+        self.calls = int(state["calls"])
+
+
+@dataclass
+class Rollouts:
+    """``len(prompts) * G`` completions, grouped prompt-major."""
+
+    prompt_ids: torch.Tensor  # (N, P) left-padded prompt tokens
+    prompt_mask: torch.Tensor  # (N, P)
+    completion_ids: torch.Tensor  # (N, C) right-padded completion tokens
+    completion_mask: torch.Tensor  # (N, C) 1 up to and incl. EOS
+    texts: list[str]  # decoded completions (special tokens removed)
+    group: torch.Tensor  # (N,) index of the prompt each row belongs to
+    truncated: torch.Tensor  # (N,) True where no EOS within the cap
+    num_generations: int
+    old_logprobs: torch.Tensor | None = None  # (N, C) behaviour log-probs
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return torch.cat([self.prompt_ids, self.completion_ids], dim=1)
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return torch.cat([self.prompt_mask, self.completion_mask], dim=1)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def completion_mask(ids: torch.Tensor, eos_id, pad_id=None) -> torch.Tensor:
+    """1 for every token up to and including the first EOS, else 0."""
+    eos_ids = eos_id if isinstance(eos_id, (list, tuple)) else [eos_id]
+    is_eos = torch.zeros_like(ids, dtype=torch.bool)
+    for e in eos_ids:
+        is_eos |= ids == e
+    # position of the first EOS (or the full width when none)
+    width = ids.shape[1]
+    idx = torch.arange(width, device=ids.device).expand_as(ids)
+    first = torch.where(is_eos, idx, torch.full_like(idx, width)).min(1).values
+    return (idx <= first.unsqueeze(1)).long()
+
+
+@torch.inference_mode()
+def generate_rollouts(model, tokenizer, prompts: list[str],
+                      num_generations: int = 1, *, max_new_tokens: int = 48,
+                      temperature: float = 1.0, top_p: float = 1.0,
+                      top_k: int = 0, do_sample: bool = True,
+                      counter: RolloutCounter | None = None,
+                      kind: str = "train", min_new_tokens: int = 0,
+                      ) -> Rollouts:
+    """Sample ``num_generations`` completions per prompt in one call."""
+    if not prompts:
+        raise ValueError("generate_rollouts needs at least one prompt")
+    device = next(model.parameters()).device
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True)
+    ids = enc["input_ids"].repeat_interleave(num_generations, 0).to(device)
+    mask = enc["attention_mask"].repeat_interleave(num_generations, 0
+                                                   ).to(device)
+    eos = model.generation_config.eos_token_id
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
+                      use_cache=True, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=eos, min_new_tokens=min_new_tokens)
+    if do_sample:
+        gen_kwargs.update(temperature=temperature, top_p=top_p,
+                          top_k=top_k or None)
+    else:  # greedy: clear sampling knobs so generate does not warn
+        gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+    out = model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs)
+    comp = out[:, ids.shape[1]:]
+    cmask = completion_mask(comp, eos, tokenizer.pad_token_id)
+    comp = torch.where(cmask.bool(), comp,
+                       torch.full_like(comp, tokenizer.pad_token_id))
+    eos_list = eos if isinstance(eos, (list, tuple)) else [eos]
+    has_eos = torch.zeros(comp.shape[0], dtype=torch.bool, device=device)
+    for e in eos_list:
+        has_eos |= (comp == e).any(1)
+    texts = tokenizer.batch_decode(comp, skip_special_tokens=True)
+    if counter is not None:
+        counter.add(kind, comp.shape[0], int(cmask.sum()))
+    group = torch.arange(len(prompts)).repeat_interleave(num_generations)
+    return Rollouts(prompt_ids=ids, prompt_mask=mask, completion_ids=comp,
+                    completion_mask=cmask, texts=texts, group=group,
+                    truncated=~has_eos.cpu(),
+                    num_generations=num_generations)
+
+
+def token_logprobs(model, input_ids, attention_mask, n_completion: int,
+                   temperature: float = 1.0, with_entropy: bool = False):
+    """Log-probs (and optionally entropies) of the last ``n_completion``
+    tokens of each row, computed with logits / temperature."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                   use_cache=False,
+                   logits_to_keep=n_completion + 1).logits
+    logits = logits[:, :-1, :].float() / temperature  # predicts next token
+    targets = input_ids[:, -n_completion:]
+    logp_all = F.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    if not with_entropy:
+        return logp, None
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
+
+
+@torch.inference_mode()
+def sequence_logprobs(model, rollouts: Rollouts, temperature: float = 1.0,
+                      micro_batch: int = 64) -> torch.Tensor:
+    """Per-token log-probs of the rollouts' completions, micro-batched."""
+    ids, mask = rollouts.input_ids, rollouts.attention_mask
+    n = rollouts.completion_ids.shape[1]
+    parts = []
+    for s in range(0, ids.shape[0], micro_batch):
+        lp, _ = token_logprobs(model, ids[s:s + micro_batch],
+                               mask[s:s + micro_batch], n, temperature)
+        parts.append(lp)
+    return torch.cat(parts)

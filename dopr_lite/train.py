@@ -1,0 +1,384 @@
+"""The training loop: select -> roll out -> reward -> advantages -> update.
+
+One loop serves every selection rule.  Each step draws a candidate batch of
+``prompts_per_step`` prompt indices (epoch-wise without replacement), the
+:class:`~dopr_lite.select.Selector` picks which get ``G`` rollouts, and the
+GRPO update runs on those.  Budgets are in steps and/or rollouts.
+
+Reproducibility: every step reseeds torch from ``(seed, step)`` and the
+candidate draw is a pure function of ``(seed, step)``, so a resumed run
+replays the uninterrupted one; evaluation samples under ``fork_rng`` with
+its own seed, so it never changes the training trajectory.
+
+Outputs in ``cfg.out_dir``: ``config.json``, ``metrics.jsonl`` (one row per
+step), ``eval.jsonl`` (one row per evaluation), ``metrics.csv``,
+``run.png`` and ``ckpt-NNNNNN/`` checkpoints (trainable weights as
+safetensors, optimizer, loop state, and a manifest with SHA-256 digests
+written last; a directory is renamed into place only when complete).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dopr_lite.config import ConfigError, DoprConfig
+from dopr_lite.data import PromptData, load_prompts
+from dopr_lite.evaluate import evaluate
+from dopr_lite.grpo import group_advantages, grpo_update, zero_std_fraction
+from dopr_lite.policy import Policy, load_policy
+from dopr_lite.rewards import get_reward
+from dopr_lite.rollout import (RolloutCounter, generate_rollouts,
+                               sequence_logprobs)
+from dopr_lite.select import (PromptHistory, SelectContext, Selector,
+                              make_selector)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is incomplete or corrupt; it is reported, not loaded."""
+
+
+def candidate_batch(step: int, pool: int, size: int, seed: int) -> list[int]:
+    """Prompt indices for ``step``: epoch-wise permutations of the pool."""
+    size = min(size, pool)
+    out, start = [], step * size
+    for q in range(start, start + size):
+        epoch, pos = divmod(q, pool)
+        perm = list(range(pool))
+        random.Random(f"{seed}:epoch:{epoch}").shuffle(perm)
+        out.append(perm[pos])
+    return out
+
+
+def step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step * 7_919 + 17) % (2**63 - 1)
+
+
+# --- checkpoints ------------------------------------------------------------
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(out_dir: Path, step: int, policy: Policy, optimizer,
+                    state: dict, keep: int = 1) -> Path:
+    """Write ``ckpt-<step>`` atomically: temp dir, manifest last, rename."""
+    from safetensors.torch import save_file
+
+    final = out_dir / f"ckpt-{step:06d}"
+    tmp = out_dir / f".tmp-ckpt-{step:06d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {n: p.detach().cpu().contiguous()
+               for n, p in policy.trainable_parameters().items()}
+    save_file(weights, tmp / "trainable.safetensors")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    (tmp / "state.json").write_text(json.dumps(state))
+    files = ["trainable.safetensors", "optimizer.pt", "state.json"]
+    manifest = {"step": step, "sha256": {f: _sha256(tmp / f) for f in files}}
+    (tmp / "manifest.json").write_text(json.dumps(manifest))
+    for f in tmp.iterdir():  # flush to disk before the rename
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in sorted(out_dir.glob("ckpt-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def verify_checkpoint(path: Path) -> dict:
+    """The manifest, if every file matches its digest; else raise."""
+    mpath = path / "manifest.json"
+    if not mpath.is_file():
+        raise CheckpointError(f"{path}: no manifest.json (incomplete write)")
+    try:
+        manifest = json.loads(mpath.read_text())
+        digests = manifest["sha256"]
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(f"{mpath}: unreadable manifest") from err
+    for name, digest in digests.items():
+        f = path / name
+        if not f.is_file() or _sha256(f) != digest:
+            raise CheckpointError(f"{f}: missing or corrupt (digest differs)")
+    return manifest
+
+
+def latest_checkpoint(out_dir: Path, log=print) -> Path | None:
+    """The newest complete checkpoint; corrupt ones are reported, skipped."""
+    for path in sorted(Path(out_dir).glob("ckpt-*"), reverse=True):
+        try:
+            verify_checkpoint(path)
+            return path
+        except CheckpointError as err:
+            log(f"warning: skipping checkpoint: {err}")
+    return None
+
+
+def load_checkpoint(path: Path, policy: Policy, optimizer) -> dict:
+    from safetensors.torch import load_file
+
+    verify_checkpoint(path)
+    weights = load_file(path / "trainable.safetensors")
+    params = policy.trainable_parameters()
+    if set(weights) != set(params):
+        raise CheckpointError(f"{path}: trainable parameters differ from the "
+                              "model's (different LoRA config?)")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value.to(params[name].device))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt",
+                                         weights_only=True))
+    return json.loads((path / "state.json").read_text())
+
+
+# --- the loop ---------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    metrics: list = field(default_factory=list)  # one row per step
+    evals: list = field(default_factory=list)  # one row per evaluation
+    counter: RolloutCounter = field(default_factory=RolloutCounter)
+    seconds: float = 0.0
+
+    @property
+    def base_accuracy(self) -> float:
+        return self.evals[0]["accuracy"]
+
+    @property
+    def final_accuracy(self) -> float:
+        return self.evals[-1]["accuracy"]
+
+
+def _read_jsonl(path: Path, max_step: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines()
+            if line.strip()]
+    return [r for r in rows if r["step"] <= max_step]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def _append(path: Path, row: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _budget_left(cfg: DoprConfig, step: int, counter: RolloutCounter):
+    if cfg.max_steps and step >= cfg.max_steps:
+        return False
+    if cfg.max_rollouts and counter.cost >= cfg.max_rollouts:
+        return False
+    return True
+
+
+def train(cfg: DoprConfig, *, policy: Policy | None = None,
+          data: PromptData | None = None, reward_fn=None,
+          selector: Selector | None = None, resume: bool = True,
+          progress: bool = True, log=print, figure: bool = True,
+          shuffle_rewards: bool = False) -> RunResult:
+    """Run GRPO with ``cfg.selector`` until the budget is spent.
+
+    ``shuffle_rewards`` permutes each batch's rewards across rollouts before
+    the update (a control that should learn nothing).
+    """
+    if not (cfg.max_steps or cfg.max_rollouts):
+        raise ConfigError("set a budget: config field 'max_steps' or "
+                          "'max_rollouts' must be > 0")
+    t_start = time.time()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.json")
+    policy = policy or load_policy(cfg)
+    model, tok = policy.model, policy.tokenizer
+    data = data or load_prompts(cfg, tok)
+    for reason, info in data.skipped.items():
+        log(f"skipped {info['count']} rows ({reason}); first ids "
+            f"{info['first_ids']}")
+    reward_fn = reward_fn or get_reward(cfg.reward)
+    selector = selector or make_selector(cfg.selector)
+    params = list(policy.trainable_parameters().values())
+    if not params:
+        raise ConfigError("the model has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate,
+                            weight_decay=cfg.weight_decay)
+    counter, history = RolloutCounter(), PromptHistory()
+    pool = data.train
+    columns = [c for c in pool.column_names if c != "prompt"]
+    step, elapsed = 0, 0.0
+    result = RunResult(out_dir=out, counter=counter)
+
+    ckpt = latest_checkpoint(out, log) if resume else None
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, policy, opt)
+        step, elapsed = state["step"], state["elapsed"]
+        counter.load_state_dict(state["counter"])
+        history.load_state_dict(state["history"])
+        selector.load_state_dict(state["selector"])
+        log(f"resumed from {ckpt} (step {step}, {counter.cost} rollouts)")
+    else:
+        for stale in ("metrics.jsonl", "eval.jsonl"):
+            (out / stale).unlink(missing_ok=True)
+    # rows written after the checkpoint belong to a run that crashed
+    result.metrics = _read_jsonl(out / "metrics.jsonl", step)
+    result.evals = _read_jsonl(out / "eval.jsonl", step)
+    _write_jsonl(out / "metrics.jsonl", result.metrics)
+    _write_jsonl(out / "eval.jsonl", result.evals)
+
+    def run_eval():
+        row = {"step": step, "rollouts": counter.cost,
+               **evaluate(model, tok, data.test, reward_fn, k=cfg.eval_k,
+                          max_new_tokens=cfg.max_new_tokens,
+                          temperature=cfg.temperature,
+                          batch_size=cfg.eval_batch, seed=cfg.seed + 10_007,
+                          counter=counter)}
+        result.evals.append(row)
+        _append(out / "eval.jsonl", row)
+        return row
+
+    def probe(indices: list[int], n: int) -> torch.Tensor:
+        ro = generate_rollouts(
+            model, tok, [pool[i]["prompt"] for i in indices], n,
+            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+            top_p=cfg.top_p, top_k=cfg.top_k, counter=counter, kind="probe")
+        cols = {c: [pool[i][c] for i in indices for _ in range(n)]
+                for c in columns}
+        return torch.tensor(reward_fn(ro.texts, **cols)).view(len(indices), n)
+
+    def checkpoint():
+        state = {"step": step, "elapsed": elapsed + time.time() - t_start,
+                 "counter": counter.state_dict(),
+                 "history": history.state_dict(),
+                 "selector": selector.state_dict()}
+        save_checkpoint(out, step, policy, opt, state)
+
+    if not result.evals:
+        run_eval()
+    total = cfg.max_steps or None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_rollouts or total, initial=(
+            counter.cost if cfg.max_rollouts else step),
+            desc="rollouts" if cfg.max_rollouts else "steps",
+            unit="ro" if cfg.max_rollouts else "step")
+    G = cfg.num_generations
+    while _budget_left(cfg, step, counter):
+        t0 = time.time()
+        torch.manual_seed(step_seed(cfg.seed, step))
+        ctx = SelectContext(step=step, history=history, probe=probe)
+        candidates = candidate_batch(step, len(pool), cfg.prompts_per_step,
+                                     cfg.seed)
+        chosen = selector.select(candidates, ctx)
+        cost_before = counter.cost
+        ro = generate_rollouts(
+            model, tok, [pool[i]["prompt"] for i in chosen], G,
+            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+            top_p=cfg.top_p, top_k=cfg.top_k, counter=counter, kind="train")
+        cols = {c: [pool[i][c] for i in chosen for _ in range(G)]
+                for c in columns}
+        rewards = torch.tensor(reward_fn(ro.texts, **cols),
+                               dtype=torch.float32).view(len(chosen), G)
+        for i, r in zip(chosen, rewards, strict=True):
+            history.record(i, r.tolist(), step)
+        selector.update(chosen, rewards, ctx)
+        train_rewards = rewards
+        if shuffle_rewards:
+            perm = torch.randperm(rewards.numel())
+            train_rewards = rewards.view(-1)[perm].view_as(rewards)
+        adv = group_advantages(train_rewards, cfg.scale_rewards).view(-1)
+        stats: dict = {"skipped": "all groups have zero reward variance"}
+        if adv.abs().max() > 0:
+            if cfg.num_iterations > 1:
+                ro.old_logprobs = sequence_logprobs(
+                    model, ro, cfg.temperature, cfg.micro_batch)
+            for _ in range(cfg.num_iterations):
+                stats = grpo_update(
+                    model, opt, ro, adv, loss_type=cfg.loss_type,
+                    max_new_tokens=cfg.max_new_tokens, beta=cfg.beta,
+                    entropy_coef=cfg.entropy_coef, eps_low=cfg.epsilon,
+                    eps_high=cfg.epsilon_high, temperature=cfg.temperature,
+                    micro_batch=cfg.micro_batch,
+                    max_grad_norm=cfg.max_grad_norm, trainable=params)
+        step += 1
+        row = {"step": step, "rollouts": counter.cost,
+               "tokens": counter.cost_tokens,
+               "probe_rollouts": counter.sequences["probe"],
+               "prompts": len(chosen),
+               "reward_mean": rewards.mean().item(),
+               "frac_reward_zero_std": zero_std_fraction(rewards),
+               "completion_length": ro.completion_mask.sum(1).float()
+               .mean().item(),
+               "truncated_frac": ro.truncated.float().mean().item(),
+               **stats, "seconds": time.time() - t0}
+        result.metrics.append(row)
+        _append(out / "metrics.jsonl", row)
+        if row["skipped"]:
+            log(f"step {step}: update skipped ({row['skipped']})") \
+                if "finite" in row["skipped"] else None
+        if bar is not None:
+            bar.update(counter.cost - cost_before if cfg.max_rollouts else 1)
+            bar.set_postfix(reward=f"{row['reward_mean']:.2f}",
+                            acc=f"{result.evals[-1]['accuracy']:.3f}")
+        if step % cfg.eval_every == 0:
+            run_eval()
+        if cfg.save_every and step % cfg.save_every == 0:
+            checkpoint()
+    if bar is not None:
+        bar.close()
+    if result.evals[-1]["step"] != step:
+        run_eval()
+    checkpoint()
+    result.seconds = elapsed + time.time() - t_start
+    write_csv(out / "metrics.csv", result.metrics)
+    if figure and result.metrics:
+        from dopr_lite.plots import plot_run
+
+        plot_run(result, out / "run.png")
+    return result
+
+
+def summary_table(results: dict[str, RunResult]) -> str:
+    """A short text table: base/final accuracy, gain, rollouts, time."""
+    head = (f"{'run':<14}{'base acc':>9}{'final acc':>10}{'gain':>7}"
+            f"{'pass@k':>8}{'rollouts':>10}{'tokens':>9}{'steps':>6}"
+            f"{'time s':>8}")
+    lines = [head, "-" * len(head)]
+    for name, r in results.items():
+        last = r.evals[-1]
+        pk = next((v for k, v in last.items() if k.startswith("pass@")),
+                  float("nan"))
+        lines.append(
+            f"{name:<14}{r.base_accuracy:>9.3f}{r.final_accuracy:>10.3f}"
+            f"{r.final_accuracy - r.base_accuracy:>+7.3f}{pk:>8.3f}"
+            f"{r.counter.cost:>10d}{r.counter.cost_tokens:>9d}"
+            f"{len(r.metrics):>6d}{r.seconds:>8.1f}")
+    return "\n".join(lines)

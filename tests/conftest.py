@@ -1,0 +1,40 @@
+"""Shared fixtures.  Nothing here touches the network or $HOME."""
+
+import os
+import tempfile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
+os.environ.setdefault("DOPR_FIGURES", tempfile.mkdtemp(prefix="figs-"))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def random_tiny_dir(tmp_path_factory):
+    """A tiny Llama with random weights and the char tokenizer, on disk."""
+    from transformers import LlamaForCausalLM
+
+    from dopr_lite.tiny import build_tokenizer, tiny_config
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("random_tiny")
+    tok = build_tokenizer()
+    model = LlamaForCausalLM(tiny_config(len(tok), hidden=32, layers=2,
+                                         heads=2))
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def embedded_policy():
+    """The committed embedded tiny model, full weights, no adapter."""
+    from dopr_lite.policy import load_policy
+
+    return load_policy(use_lora=False)

@@ -1,0 +1,117 @@
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from dopr_lite.config import ConfigError
+from dopr_lite.policy import (PolicyLoadError, load_policy, pick_device,
+                              reference_mode, resolve_source)
+
+
+def test_pick_device_auto_and_refusal():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            pick_device("cuda")
+
+
+def test_offline_hub_id_fails_fast_with_clear_message():
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    code = ("from dopr_lite.policy import load_policy\n"
+            "load_policy(model='Qwen/Qwen2.5-0.5B-Instruct')\n")
+    t0 = time.time()
+    res = subprocess.run([sys.executable, "-c", code], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    assert time.time() - t0 < 20  # import time included; no retry loop
+    assert "Qwen/Qwen2.5-0.5B-Instruct" in res.stderr
+    assert "HF_HUB_OFFLINE" in res.stderr
+
+
+def test_missing_local_dir_is_named():
+    with pytest.raises(PolicyLoadError, match="does not exist"):
+        resolve_source("./no/such/model")
+
+
+def test_lora_update_changes_only_adapter(random_tiny_dir):
+    from dopr_lite.grpo import grpo_update
+    from dopr_lite.rollout import generate_rollouts
+
+    pol = load_policy(model=random_tiny_dir, lora_r=4)
+    trainable = pol.trainable_parameters()
+    assert trainable and all("lora_" in n for n in trainable)
+    before = {n: p.detach().clone() for n, p in pol.model.named_parameters()}
+    torch.manual_seed(0)
+    ro = generate_rollouts(pol.model, pol.tokenizer, ["1+1=?\n"], 4,
+                           max_new_tokens=5)
+    opt = torch.optim.AdamW(list(trainable.values()), lr=1e-2)
+    grpo_update(pol.model, opt, ro, torch.tensor([1.0, -1.0, 1.0, -1.0]),
+                max_new_tokens=5)
+    changed = {n for n, p in pol.model.named_parameters()
+               if not torch.equal(p, before[n])}
+    assert changed and changed <= set(trainable)
+
+
+def test_reference_mode_is_the_base_model(random_tiny_dir):
+    pol = load_policy(model=random_tiny_dir, lora_r=4)
+    with torch.no_grad():
+        for p in pol.trainable_parameters().values():
+            p.add_(0.5)  # move the adapter away from identity
+    x = pol.tokenizer(["3+4=?\n"], return_tensors="pt")["input_ids"]
+    base = load_policy(model=random_tiny_dir, use_lora=False).model
+    with torch.no_grad():
+        adapted = pol.model(x).logits
+        with reference_mode(pol.model):
+            ref = pol.model(x).logits
+        plain = base(x).logits
+    assert torch.allclose(ref, plain, atol=1e-5)
+    assert not torch.allclose(adapted, plain, atol=1e-3)
+
+
+def test_reference_mode_needs_lora(random_tiny_dir):
+    pol = load_policy(model=random_tiny_dir, use_lora=False)
+    with pytest.raises(ConfigError, match="LoRA"):
+        with reference_mode(pol.model):
+            pass
+
+
+def test_4bit_lora_loads_generates_and_updates_on_cpu(random_tiny_dir):
+    pytest.importorskip("bitsandbytes")
+    from dopr_lite.grpo import grpo_update
+    from dopr_lite.rollout import generate_rollouts
+
+    pol = load_policy(model=random_tiny_dir, load_in_4bit=True, lora_r=4,
+                      bnb_compute_dtype="float32")
+    kinds = {type(m).__name__ for m in pol.model.modules()}
+    assert "Linear4bit" in kinds
+    ro = generate_rollouts(pol.model, pol.tokenizer, ["2+2=?\n"], 2,
+                           max_new_tokens=4)
+    params = pol.trainable_parameters()
+    before = {n: p.detach().clone() for n, p in params.items()}
+    opt = torch.optim.AdamW(list(params.values()), lr=1e-2)
+    st = grpo_update(pol.model, opt, ro, torch.tensor([1.0, -1.0]),
+                     max_new_tokens=4)
+    assert st["skipped"] == ""
+    assert any(not torch.equal(p, before[n]) for n, p in params.items())
+
+
+def test_4bit_without_bitsandbytes_is_a_clear_error(random_tiny_dir,
+                                                    monkeypatch):
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)
+    with pytest.raises(ConfigError, match="pip install bitsandbytes"):
+        load_policy(model=random_tiny_dir, load_in_4bit=True)
+
+
+def test_embedded_tokenizer_class_survives_reload(embedded_policy):
+    from transformers import PreTrainedTokenizerFast
+
+    tok = embedded_policy.tokenizer
+    assert isinstance(tok, PreTrainedTokenizerFast)
+    text = "57+38-19=?\n57+38=95\n#### 76"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text)  # one token per character
+    assert tok.decode(ids) == text

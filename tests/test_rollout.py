@@ -1,0 +1,71 @@
+import torch
+
+from dopr_lite.rollout import (RolloutCounter, completion_mask,
+                               generate_rollouts, sequence_logprobs)
+
+
+def test_completion_mask_stops_after_first_eos():
+    ids = torch.tensor([[5, 6, 2, 7, 2], [5, 5, 5, 5, 5], [2, 0, 0, 0, 0]])
+    m = completion_mask(ids, eos_id=2)
+    assert m.tolist() == [[1, 1, 1, 0, 0], [1] * 5, [1, 0, 0, 0, 0]]
+    m2 = completion_mask(ids, eos_id=[7, 2])
+    assert m2[0].tolist() == [1, 1, 1, 0, 0]
+
+
+def test_counter_counts_by_kind_and_roundtrips():
+    c = RolloutCounter()
+    c.add("train", 8, 100)
+    c.add("probe", 2, 10)
+    c.add("eval", 50, 500)
+    assert c.cost == 10 and c.cost_tokens == 110
+    d = RolloutCounter()
+    d.load_state_dict(c.state_dict())
+    assert d == c
+
+
+def test_rollouts_shapes_grouping_and_exact_counts(random_tiny_dir):
+    from dopr_lite.policy import load_policy
+
+    pol = load_policy(model=random_tiny_dir, use_lora=False)
+    counter = RolloutCounter()
+    prompts = ["1+2=?\n", "33-14+5=?\n", "7=?\n"]
+    torch.manual_seed(0)
+    ro = generate_rollouts(pol.model, pol.tokenizer, prompts, 4,
+                           max_new_tokens=7, counter=counter)
+    assert len(ro) == 12 and ro.group.tolist() == sum(
+        ([i] * 4 for i in range(3)), [])
+    assert ro.completion_ids.shape[1] <= 7
+    assert counter.sequences["train"] == 12
+    assert counter.tokens["train"] == int(ro.completion_mask.sum())
+    # left padding: the last prompt column is never padding
+    assert torch.all(ro.prompt_mask[:, -1] == 1)
+    # masked-out completion positions hold the pad token
+    pad = pol.tokenizer.pad_token_id
+    assert torch.all(ro.completion_ids[ro.completion_mask == 0] == pad)
+    lp = sequence_logprobs(pol.model, ro, micro_batch=5)
+    assert lp.shape == ro.completion_ids.shape
+    assert torch.all(lp <= 0)
+
+
+def test_greedy_rollouts_match_bare_generate(random_tiny_dir):
+    from dopr_lite.policy import load_policy
+
+    pol = load_policy(model=random_tiny_dir, use_lora=False)
+    tok, model = pol.tokenizer, pol.model
+    prompts = ["12+3=?\n", "5=?\n"]
+    ro = generate_rollouts(model, tok, prompts, 1, max_new_tokens=6,
+                           do_sample=False)
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    out = model.generate(**enc, max_new_tokens=6, do_sample=False)
+    bare = tok.batch_decode(out[:, enc["input_ids"].shape[1]:],
+                            skip_special_tokens=True)
+    assert ro.texts == bare
+
+
+def test_min_new_tokens_forces_length(random_tiny_dir):
+    from dopr_lite.policy import load_policy
+
+    pol = load_policy(model=random_tiny_dir, use_lora=False)
+    ro = generate_rollouts(pol.model, pol.tokenizer, ["1=?\n"], 2,
+                           max_new_tokens=9, min_new_tokens=9)
+    assert ro.completion_ids.shape[1] == 9
