@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 from dopr_lite.config import ConfigError, DoprConfig
-
-PRESETS = {"tiny": DoprConfig.tiny, "consumer_gpu": DoprConfig.consumer_gpu}
+from dopr_lite.env import PROFILES as PRESETS
 MAIN_JOB = dict(max_rollouts=2048, out_dir="runs/main")
 
 
@@ -105,7 +104,7 @@ def main(argv=None) -> int:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)
     b = sub.add_parser("build-tiny", help="rebuild the embedded tiny model")
-    b.add_argument("--steps", type=int, default=3000)
+    b.add_argument("--steps", type=int, default=4000)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--out", help="output folder (default: package assets)")
     b.add_argument("--threads", type=int)

@@ -72,7 +72,7 @@ class DoprConfig:
     max_steps: int = 0  # stop after this many steps (0: no limit)
     max_rollouts: int = 0  # stop once this many rollouts are spent (0: no)
     eval_every: int = 5  # evaluate every N steps (and at start and end)
-    eval_k: int = 4  # sampled pass@k on the held-out split
+    eval_k: int = 4  # sampled pass@k on the held-out split (0: greedy only)
     eval_batch: int = 300  # prompts per evaluation generate call
     save_every: int = 10  # checkpoint every N steps (0: only at the end)
     seed: int = 0  # training seed (sampling, batches)
@@ -115,12 +115,12 @@ class DoprConfig:
         if self.scale_rewards not in SCALE_REWARDS:
             bad("scale_rewards", f"use one of {SCALE_REWARDS}")
         for name in ("max_steps", "max_rollouts", "beta", "entropy_coef",
-                     "n_train", "n_test"):
+                     "n_train", "n_test", "eval_k", "save_every"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
         for name in ("prompts_per_step", "micro_batch", "max_new_tokens",
                      "num_iterations", "eval_every", "eval_batch",
-                     "eval_k", "lora_r"):
+                     "lora_r"):
             if getattr(self, name) < 1:
                 bad(name, "must be >= 1")
         if not 0 < self.temperature:

@@ -45,13 +45,16 @@ def group_advantages(rewards: torch.Tensor, scale: str = "group",
     if rewards.dim() != 2:
         raise ValueError("rewards must be shaped (prompts, G)")
     adv = rewards - rewards.mean(dim=1, keepdim=True)
+    if scale == "none":
+        return adv
     if scale == "group":
-        adv = adv / (rewards.std(dim=1, keepdim=True) + eps)
+        std = rewards.std(dim=1, keepdim=True)
     elif scale == "batch":
-        adv = adv / (rewards.std() + eps)
-    elif scale != "none":
+        std = rewards.std().expand(rewards.shape[0], 1)
+    else:
         raise ValueError(f"unknown advantage scaling {scale!r}")
-    return adv
+    # an all-equal group has adv == 0 exactly; keep it 0 (never 0/0 = NaN)
+    return torch.where(std > 0, adv / (std + eps), torch.zeros_like(adv))
 
 
 def zero_std_fraction(rewards: torch.Tensor) -> float:
@@ -151,7 +154,7 @@ def grpo_update(model, optimizer, rollouts: Rollouts, advantages, *,
         loss.backward()
         totals["loss"] += loss.item()
         for k, v in stats.items():
-            totals[k] += float(v)
+            totals[k] += float(v.detach())
     model.eval()
     grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     totals["grad_norm"] = float(grad_norm)

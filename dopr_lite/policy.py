@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,21 @@ def _lora_targets(spec: str):
         s.strip() for s in spec.split(",") if s.strip()]
 
 
+@contextlib.contextmanager
+def _quiet_loading(quiet: bool):
+    """Hide transformers' weight-loading bar (noise for a 3 MB model)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    if quiet and was_on:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was_on:
+            hf_logging.enable_progress_bar()
+
+
 def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
     """Load tokenizer and model as ``cfg`` says (keywords override it)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -137,7 +153,8 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
     try:
         tok = AutoTokenizer.from_pretrained(
             source, trust_remote_code=cfg.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        with _quiet_loading(source == str(EMBEDDED_DIR)):
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except OSError as err:
         raise PolicyLoadError(f"could not load model {cfg.model!r}: {err}"
                               ) from err
@@ -156,11 +173,13 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
     if cfg.use_lora:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(
-            r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=_lora_targets(cfg.lora_target),
-            task_type="CAUSAL_LM"))
+        with warnings.catch_warnings():  # peft calls a deprecated alias
+            warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*")
+            model = get_peft_model(model, LoraConfig(
+                r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                lora_dropout=cfg.lora_dropout,
+                target_modules=_lora_targets(cfg.lora_target),
+                task_type="CAUSAL_LM"))
     model.generation_config.pad_token_id = tok.pad_token_id
     model.eval()
     return Policy(model=model, tokenizer=tok, device=device,

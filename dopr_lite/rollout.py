@@ -101,8 +101,14 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
                       top_k: int = 0, do_sample: bool = True,
                       counter: RolloutCounter | None = None,
                       kind: str = "train", min_new_tokens: int = 0,
+                      with_logprobs: bool = False, micro_batch: int = 64,
                       ) -> Rollouts:
-    """Sample ``num_generations`` completions per prompt in one call."""
+    """Sample ``num_generations`` completions per prompt in one call.
+
+    ``with_logprobs`` also scores the completions under the sampling policy
+    (one extra forward pass, micro-batched): the behaviour log-probs a loss
+    needs when it reuses the batch for several updates.
+    """
     if not prompts:
         raise ValueError("generate_rollouts needs at least one prompt")
     device = next(model.parameters()).device
@@ -134,10 +140,13 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
     if counter is not None:
         counter.add(kind, comp.shape[0], int(cmask.sum()))
     group = torch.arange(len(prompts)).repeat_interleave(num_generations)
-    return Rollouts(prompt_ids=ids, prompt_mask=mask, completion_ids=comp,
-                    completion_mask=cmask, texts=texts, group=group,
-                    truncated=~has_eos.cpu(),
-                    num_generations=num_generations)
+    ro = Rollouts(prompt_ids=ids, prompt_mask=mask, completion_ids=comp,
+                  completion_mask=cmask, texts=texts, group=group,
+                  truncated=~has_eos.cpu(), num_generations=num_generations)
+    if with_logprobs:
+        ro.old_logprobs = sequence_logprobs(
+            model, ro, temperature if do_sample else 1.0, micro_batch)
+    return ro
 
 
 def token_logprobs(model, input_ids, attention_mask, n_completion: int,

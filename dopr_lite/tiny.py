@@ -8,7 +8,8 @@ tiny model saved as ``qwen2`` makes ``AutoTokenizer`` return a byte-level
 
 ``warm_up`` trains the model by supervised learning on the ``sft`` split of
 :mod:`dopr_lite.task`, mixing careful step-by-step solutions with short
-direct guesses at the per-problem rate :func:`dopr_lite.task.careful_rate`.
+direct guesses at the per-problem rate :func:`dopr_lite.task.careful_rate`,
+plus arithmetic drills (bare step lines) that make the careful style reliable.
 The result knows the reliable procedure but uses it only on some prompts.
 
 The committed checkpoint in ``dopr_lite/assets/tiny`` is rebuilt by::
@@ -79,9 +80,28 @@ def warmup_example(items: list, rng: random.Random,
     return T.direct_guess(items, rng)
 
 
-def _sft_batch(tok, rng: random.Random, batch: int, spec: T.TaskSpec):
+def drill_line(rng: random.Random, spec: T.TaskSpec = T.DEFAULT_SPEC):
+    """One binary operation as a careful step line, e.g. ``31-18=13``."""
+    while True:
+        a = rng.randint(0, spec.max_value if rng.random() < 0.5
+                        else spec.max_operand)
+        op, b = rng.choice(spec.ops), rng.randint(1, spec.max_operand)
+        c = T._apply(a, op, b)
+        if 0 <= c <= spec.max_value:
+            return f"{a}{op}{b}=", f"{c}\n"
+
+
+def _sft_batch(tok, rng: random.Random, batch: int, spec: T.TaskSpec,
+               drills: float = 0.5, lines_per_drill: int = 5):
+    """Task examples (prompt masked) and arithmetic drills (results only).
+
+    Drills are bare step lines without the ``=?`` prompt, so they teach the
+    arithmetic the careful style needs without touching how often the model
+    chooses that style on task prompts.
+    """
     ids, labels = [], []
-    while len(ids) < batch:
+    n_task = batch - int(batch * drills)
+    while len(ids) < n_task:
         items = T.sample_problem(rng, spec)
         if T._problem_split(T.expression(items)) != "sft":
             continue
@@ -91,6 +111,16 @@ def _sft_batch(tok, rng: random.Random, batch: int, spec: T.TaskSpec):
         c = c + [tok.eos_token_id]
         ids.append(p + c)
         labels.append([-100] * len(p) + c)
+    while len(ids) < batch:
+        seq, lab = [tok.bos_token_id], [-100]
+        for _ in range(lines_per_drill):
+            q, a = drill_line(rng, spec)
+            q_ids = tok(q, add_special_tokens=False)["input_ids"]
+            a_ids = tok(a, add_special_tokens=False)["input_ids"]
+            seq += q_ids + a_ids
+            lab += [-100] * len(q_ids) + a_ids
+        ids.append(seq)
+        labels.append(lab)
     width = max(map(len, ids))
     pad = tok.pad_token_id
     x = torch.tensor([s + [pad] * (width - len(s)) for s in ids])
@@ -139,7 +169,7 @@ def warm_up(model, tok, steps: int = 3000, batch: int = 64,
     return history
 
 
-def build(out_dir: Path = EMBEDDED_DIR, steps: int = 3000, seed: int = 0,
+def build(out_dir: Path = EMBEDDED_DIR, steps: int = 4000, seed: int = 0,
           log=print) -> dict:
     """Build, warm up and save the embedded tiny model; returns build info."""
     from transformers import LlamaForCausalLM

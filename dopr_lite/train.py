@@ -37,8 +37,7 @@ from dopr_lite.evaluate import evaluate
 from dopr_lite.grpo import group_advantages, grpo_update, zero_std_fraction
 from dopr_lite.policy import Policy, load_policy
 from dopr_lite.rewards import get_reward
-from dopr_lite.rollout import (RolloutCounter, generate_rollouts,
-                               sequence_logprobs)
+from dopr_lite.rollout import RolloutCounter, generate_rollouts
 from dopr_lite.select import (PromptHistory, SelectContext, Selector,
                               make_selector)
 
@@ -48,8 +47,11 @@ class CheckpointError(RuntimeError):
 
 
 def candidate_batch(step: int, pool: int, size: int, seed: int) -> list[int]:
-    """Prompt indices for ``step``: epoch-wise permutations of the pool."""
-    size = min(size, pool)
+    """Prompt indices for ``step``: epoch-wise permutations of the pool.
+
+    A pool smaller than ``size`` repeats within a batch, as one-shot RLVR
+    duplicates its single example to fill the batch (Wang et al. 2025).
+    """
     out, start = [], step * size
     for q in range(start, start + size):
         epoch, pos = divmod(q, pool)
@@ -302,7 +304,8 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
         ro = generate_rollouts(
             model, tok, [pool[i]["prompt"] for i in chosen], G,
             max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-            top_p=cfg.top_p, top_k=cfg.top_k, counter=counter, kind="train")
+            top_p=cfg.top_p, top_k=cfg.top_k, counter=counter, kind="train",
+            with_logprobs=cfg.num_iterations > 1, micro_batch=cfg.micro_batch)
         cols = {c: [pool[i][c] for i in chosen for _ in range(G)]
                 for c in columns}
         rewards = torch.tensor(reward_fn(ro.texts, **cols),
@@ -317,9 +320,6 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
         adv = group_advantages(train_rewards, cfg.scale_rewards).view(-1)
         stats: dict = {"skipped": "all groups have zero reward variance"}
         if adv.abs().max() > 0:
-            if cfg.num_iterations > 1:
-                ro.old_logprobs = sequence_logprobs(
-                    model, ro, cfg.temperature, cfg.micro_batch)
             for _ in range(cfg.num_iterations):
                 stats = grpo_update(
                     model, opt, ro, adv, loss_type=cfg.loss_type,

@@ -69,3 +69,16 @@ def test_min_new_tokens_forces_length(random_tiny_dir):
     ro = generate_rollouts(pol.model, pol.tokenizer, ["1=?\n"], 2,
                            max_new_tokens=9, min_new_tokens=9)
     assert ro.completion_ids.shape[1] == 9
+
+
+def test_behaviour_logprobs_match_a_rescore(random_tiny_dir):
+    from dopr_lite.policy import load_policy
+
+    pol = load_policy(model=random_tiny_dir, use_lora=False)
+    torch.manual_seed(1)
+    ro = generate_rollouts(pol.model, pol.tokenizer, ["4+4=?\n"], 3,
+                           max_new_tokens=5, temperature=0.7,
+                           with_logprobs=True, micro_batch=2)
+    again = sequence_logprobs(pol.model, ro, temperature=0.7)
+    assert torch.allclose(ro.old_logprobs, again, atol=1e-5)
+    assert torch.all(ro.old_logprobs[ro.completion_mask.bool()] < 0)

@@ -15,6 +15,8 @@ def test_candidate_batches_cover_the_pool_each_epoch():
     assert sorted(seen) == list(range(20))
     assert candidate_batch(7, 20, 4, 1) == candidate_batch(7, 20, 4, 1)
     assert candidate_batch(0, 20, 4, 1) != candidate_batch(0, 20, 4, 2)
+    assert candidate_batch(3, 1, 4, 0) == [0, 0, 0, 0]  # one-shot: repeat
+    assert sorted(candidate_batch(0, 2, 4, 0)) == [0, 0, 1, 1]
 
 
 def _cfg(model_dir, out, **kw):
@@ -91,7 +93,7 @@ def test_grpo_raises_heldout_accuracy_above_shuffled_control(tmp_path):
     for seed in (0, 1):
         for shuffle, sink in ((False, gains), (True, controls)):
             cfg = DoprConfig.tiny(max_rollouts=384, seed=seed, n_test=200,
-                                  eval_every=1000, eval_k=1, save_every=0,
+                                  eval_every=1000, eval_k=0, save_every=0,
                                   out_dir=str(tmp_path / f"{seed}{shuffle}"))
             r = train(cfg, progress=False, figure=False,
                       shuffle_rewards=shuffle)

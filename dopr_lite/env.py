@@ -1,0 +1,60 @@
+"""The run environment: seeds, the active profile, package versions.
+
+A notebook's first cell calls these three, so that what it ran with is
+visible in its output:
+
+    set_seed(0)
+    cfg = profile_config()      # DOPR_PROFILE=tiny (default) | consumer_gpu
+    print(versions())
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+from dopr_lite.config import ConfigError, DoprConfig
+
+PROFILES = {"tiny": DoprConfig.tiny, "consumer_gpu": DoprConfig.consumer_gpu}
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy (if present) and torch (CPU and CUDA)."""
+    import torch
+
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:
+        pass
+    torch.manual_seed(seed)
+
+
+def profile_name() -> str:
+    return os.environ.get("DOPR_PROFILE", "tiny")
+
+
+def profile_config(**overrides) -> DoprConfig:
+    """The preset that ``DOPR_PROFILE`` names, with overrides."""
+    name = profile_name()
+    if name not in PROFILES:
+        raise ConfigError(f"DOPR_PROFILE={name!r}: use one of "
+                          f"{sorted(PROFILES)}")
+    return PROFILES[name](**overrides)
+
+
+def versions() -> dict:
+    """Versions of Python and the packages the results depend on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("dopr_lite", "torch", "transformers", "peft",
+                "bitsandbytes", "datasets", "math-verify"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
