@@ -35,7 +35,7 @@ def main(argv=None):
                 eval_every=10_000, eval_k=0, save_every=0,
                 out_dir=f"{a.out}/{'shuffled' if control else 'grpo'}-{seed}")
             t0 = time.time()
-            r = train(cfg, progress=False, figure=False,
+            r = train(cfg, progress=False, figure=False, resume=False,
                       shuffle_rewards=control)
             rows.append({"seed": seed, "control": control,
                          "base": r.base_accuracy, "final": r.final_accuracy,

@@ -46,7 +46,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     pol = load_policy(model=a.model, use_lora=False)
     model, tok = pol.model, pol.tokenizer
-    prompts = task_dataset("test", a.prompts)["prompt"]
+    prompts = list(task_dataset("test", a.prompts)["prompt"])
     times = {"bare": [], "dopr_lite": []}
     tokens = {}
     for r in range(a.repeats + 1):  # the first round warms up

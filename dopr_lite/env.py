@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+from pathlib import Path
 
 from dopr_lite.config import ConfigError, DoprConfig
 
@@ -58,3 +59,16 @@ def versions() -> dict:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def project_root() -> Path:
+    """The repo checkout this package runs from, else the working dir."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+def runs_dir(name: str) -> str:
+    """Where a notebook's run ``name`` writes: ``$DOPR_RUNS/name`` or
+    ``<repo>/runs/name`` (never the notebook's working directory)."""
+    root = Path(os.environ.get("DOPR_RUNS", project_root() / "runs"))
+    return str(root / name)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-FIGURES = Path(os.environ.get(
-    "DOPR_FIGURES", Path(__file__).resolve().parent.parent / "figures"))
+from dopr_lite.env import project_root
+
+FIGURES = Path(os.environ.get("DOPR_FIGURES",
+                              project_root() / "figures"))
 
 
 def _plt():

@@ -9,8 +9,10 @@ tiny model saved as ``qwen2`` makes ``AutoTokenizer`` return a byte-level
 ``warm_up`` trains the model by supervised learning on the ``sft`` split of
 :mod:`dopr_lite.task`, mixing careful step-by-step solutions with short
 direct guesses at the per-problem rate :func:`dopr_lite.task.careful_rate`,
-plus arithmetic drills (bare step lines) that make the careful style reliable.
-The result knows the reliable procedure but uses it only on some prompts.
+plus careful solutions whose first token is not trained (the procedure on
+every problem, without the decision to use it) and arithmetic drills.  The
+result knows the reliable procedure everywhere but starts it only on some
+prompts.
 
 The committed checkpoint in ``dopr_lite/assets/tiny`` is rebuilt by::
 
@@ -92,25 +94,38 @@ def drill_line(rng: random.Random, spec: T.TaskSpec = T.DEFAULT_SPEC):
 
 
 def _sft_batch(tok, rng: random.Random, batch: int, spec: T.TaskSpec,
-               drills: float = 0.5, lines_per_drill: int = 5):
-    """Task examples (prompt masked) and arithmetic drills (results only).
+               procedure: float = 0.3, drills: float = 0.3,
+               lines_per_drill: int = 5):
+    """Three kinds of warm-up example, prompts never in the loss:
 
-    Drills are bare step lines without the ``=?`` prompt, so they teach the
-    arithmetic the careful style needs without touching how often the model
-    chooses that style on task prompts.
+    * task: the style mix at ``careful_rate`` (the whole completion);
+    * procedure: a careful solution to any problem with its *first*
+      completion token left out of the loss, so it teaches the procedure
+      everywhere without teaching *when* to start it (the style choice is
+      made at the first token);
+    * drills: bare step lines (results only) for the arithmetic.
     """
     ids, labels = [], []
-    n_task = batch - int(batch * drills)
-    while len(ids) < n_task:
+    n_drill = int(batch * drills)
+    n_proc = int(batch * procedure)
+    n_task = batch - n_drill - n_proc
+    while len(ids) < n_task + n_proc:
         items = T.sample_problem(rng, spec)
         if T._problem_split(T.expression(items)) != "sft":
             continue
         p = tok(T.prompt_text(items))["input_ids"]
-        c = tok(warmup_example(items, rng, spec),
-                add_special_tokens=False)["input_ids"]
-        c = c + [tok.eos_token_id]
+        if len(ids) < n_task:
+            c = tok(warmup_example(items, rng, spec),
+                    add_special_tokens=False)["input_ids"]
+            c = c + [tok.eos_token_id]
+            lab = list(c)
+        else:
+            c = tok(T.careful_solution(items),
+                    add_special_tokens=False)["input_ids"]
+            c = c + [tok.eos_token_id]
+            lab = [-100] + c[1:]
         ids.append(p + c)
-        labels.append([-100] * len(p) + c)
+        labels.append([-100] * len(p) + lab)
     while len(ids) < batch:
         seq, lab = [tok.bos_token_id], [-100]
         for _ in range(lines_per_drill):
