@@ -283,12 +283,11 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
 
     if not result.evals:
         run_eval()
-    total = cfg.max_steps or None
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.max_rollouts or total, initial=(
+        bar = tqdm(total=cfg.max_rollouts or cfg.max_steps, initial=(
             counter.cost if cfg.max_rollouts else step),
             desc="rollouts" if cfg.max_rollouts else "steps",
             unit="ro" if cfg.max_rollouts else "step")
@@ -341,9 +340,8 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
                **stats, "seconds": time.time() - t0}
         result.metrics.append(row)
         _append(out / "metrics.jsonl", row)
-        if row["skipped"]:
-            log(f"step {step}: update skipped ({row['skipped']})") \
-                if "finite" in row["skipped"] else None
+        if "finite" in row["skipped"]:  # zero-variance skips are routine
+            log(f"step {step}: update skipped ({row['skipped']})")
         if bar is not None:
             bar.update(counter.cost - cost_before if cfg.max_rollouts else 1)
             bar.set_postfix(reward=f"{row['reward_mean']:.2f}",
