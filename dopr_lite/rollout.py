@@ -81,7 +81,7 @@ class Rollouts:
         return len(self.texts)
 
 
-def completion_mask(ids: torch.Tensor, eos_id, pad_id=None) -> torch.Tensor:
+def completion_mask(ids: torch.Tensor, eos_id) -> torch.Tensor:
     """1 for every token up to and including the first EOS, else 0."""
     eos_ids = eos_id if isinstance(eos_id, (list, tuple)) else [eos_id]
     is_eos = torch.zeros_like(ids, dtype=torch.bool)
@@ -129,7 +129,7 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
         gen_kwargs.update(temperature=None, top_p=None, top_k=None)
     out = model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs)
     comp = out[:, ids.shape[1]:]
-    cmask = completion_mask(comp, eos, tokenizer.pad_token_id)
+    cmask = completion_mask(comp, eos)
     comp = torch.where(cmask.bool(), comp,
                        torch.full_like(comp, tokenizer.pad_token_id))
     eos_list = eos if isinstance(eos, (list, tuple)) else [eos]

@@ -57,7 +57,7 @@ class TaskSpec:
 DEFAULT_SPEC = TaskSpec()
 
 
-def _problem_split(expr: str) -> str:
+def problem_split(expr: str) -> str:
     bucket = int(hashlib.sha256(expr.encode()).hexdigest(), 16) % 10
     for name, buckets in _SPLIT_BUCKETS.items():
         if bucket in buckets:
@@ -159,7 +159,7 @@ def make_problems(n: int, split: str, seed: int = 0,
                 "widen the difficulty knobs or ask for fewer")
         items = sample_problem(rng, spec)
         expr = expression(items)
-        if expr in seen or _problem_split(expr) != split:
+        if expr in seen or problem_split(expr) != split:
             continue
         seen.add(expr)
         rows.append({

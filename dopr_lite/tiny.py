@@ -111,7 +111,7 @@ def _sft_batch(tok, rng: random.Random, batch: int, spec: T.TaskSpec,
     n_task = batch - n_drill - n_proc
     while len(ids) < n_task + n_proc:
         items = T.sample_problem(rng, spec)
-        if T._problem_split(T.expression(items)) != "sft":
+        if T.problem_split(T.expression(items)) != "sft":
             continue
         p = tok(T.prompt_text(items))["input_ids"]
         if len(ids) < n_task:
