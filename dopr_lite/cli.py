@@ -1,8 +1,9 @@
 """Command line: ``dopr-lite`` (or ``python -m dopr_lite``).
 
-    dopr-lite train                      # the main job, embedded default
+    dopr-lite train                      # the main job: DoPR + GRPO reference
     dopr-lite train --preset consumer_gpu --set model=Qwen/Qwen2.5-0.5B-Instruct
     dopr-lite train --set num_generations=4 --set learning_rate=1e-3
+    dopr-lite compare                    # DoPR vs baselines (bench)
     dopr-lite build-tiny                 # rebuild the embedded checkpoint
 """
 
@@ -16,7 +17,10 @@ from pathlib import Path
 
 from dopr_lite.config import ConfigError, DoprConfig
 from dopr_lite.env import PROFILES as PRESETS
-MAIN_JOB = dict(max_rollouts=2048, out_dir="runs/main")
+# the main job on the embedded default: DoPR, and full-batch GRPO with 4x
+# the rollouts as the reference curve
+MAIN_JOB = dict(selector="dopr", max_rollouts=512)
+REFERENCE_FACTOR = 4
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -45,22 +49,61 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
+    from dopr_lite.plots import plot_runs, save_figure
     from dopr_lite.train import summary_table, train
 
     overrides = dict(MAIN_JOB) if args.preset == "tiny" else {}
-    if args.out:
-        overrides["out_dir"] = args.out
     for name in ("max_rollouts", "max_steps", "seed", "selector"):
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
     overrides.update(parse_overrides(args.set or []))
+    out = Path(args.out or "runs/main")
     cfg = PRESETS[args.preset](**overrides)
-    result = train(cfg, resume=not args.fresh, progress=not args.no_progress)
+    runs = {cfg.selector: dataclasses.replace(
+        cfg, out_dir=str(out / cfg.selector))}
+    if not args.no_reference and cfg.selector != "full":
+        runs["full"] = dataclasses.replace(
+            cfg, selector="full", selector_args={},
+            max_rollouts=cfg.max_rollouts * REFERENCE_FACTOR,
+            out_dir=str(out / "full"))
+    results = {}
+    for label, run_cfg in runs.items():
+        print(f"== {label}: {run_cfg.max_rollouts or run_cfg.max_steps} "
+              f"{'rollouts' if run_cfg.max_rollouts else 'steps'} -> "
+              f"{run_cfg.out_dir}")
+        results[label] = train(run_cfg, resume=not args.fresh,
+                               progress=not args.no_progress)
     print()
-    print(summary_table({cfg.selector: result}))
-    print(f"\nwrote {cfg.out_dir}/: config.json metrics.jsonl metrics.csv "
+    print(summary_table(results))
+    if len(results) > 1:
+        fig = plot_runs(results, title="main job: " + " vs ".join(results))
+        print(f"\nfigure: {save_figure(fig, 'compare', out)}")
+    print(f"wrote {out}/<rule>/: config.json metrics.jsonl metrics.csv "
           "eval.jsonl run.png ckpt-*/")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from dopr_lite.compare import benchmark, format_table
+    from dopr_lite.env import runs_dir
+    from dopr_lite.plots import plot_comparison, save_figure
+
+    out = args.out or str(runs_dir("bench/compare"))
+    command = "dopr-lite compare " + " ".join(args.argv)
+    try:
+        results, rows = benchmark(args.seeds, args.full_rollouts,
+                                  args.one_rollouts, args.n_test, args.rules,
+                                  out, command)
+    except ValueError as err:
+        raise ConfigError(f"--rules: {err}") from err
+    target = rows[0]["targets"][0.95] if rows else None
+    fig = plot_comparison(results, target=target,
+                          title="DoPR vs baselines, embedded task")
+    print(f"figure: {save_figure(fig, args.figure)}")
+    if rows:
+        print(format_table(rows))
+    print(f"wrote {out}/compare.json")
     return 0
 
 
@@ -92,17 +135,34 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train (the main job by default)")
     t.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
-    t.add_argument("--out", help="output folder (default runs/main)")
+    t.add_argument("--out", help="output folder (default runs/main); "
+                   "each run writes to <out>/<selector>/")
     t.add_argument("--max-rollouts", type=int, dest="max_rollouts")
     t.add_argument("--max-steps", type=int, dest="max_steps")
     t.add_argument("--seed", type=int)
     t.add_argument("--selector")
     t.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override any config field (repeatable)")
+    t.add_argument("--no-reference", action="store_true",
+                   dest="no_reference",
+                   help="skip the full-batch GRPO reference run (which gets "
+                   f"{REFERENCE_FACTOR}x the rollouts)")
     t.add_argument("--fresh", action="store_true",
                    help="ignore checkpoints in the output folder")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=cmd_train)
+    c = sub.add_parser("compare", help="DoPR vs baselines (bench)")
+    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    c.add_argument("--full-rollouts", type=int, default=2048,
+                   dest="full_rollouts", help="budget of full-batch rules")
+    c.add_argument("--one-rollouts", type=int, default=512,
+                   dest="one_rollouts", help="budget of one-prompt rules")
+    c.add_argument("--n-test", type=int, default=300, dest="n_test")
+    c.add_argument("--rules", nargs="+", help="subset of rule labels")
+    c.add_argument("--out", help="default runs/bench/compare")
+    c.add_argument("--figure", default="bench_compare",
+                   help="name of the figure in figures/")
+    c.set_defaults(func=cmd_compare)
     b = sub.add_parser("build-tiny", help="rebuild the embedded tiny model")
     b.add_argument("--steps", type=int, default=4000)
     b.add_argument("--seed", type=int, default=0)
@@ -110,6 +170,7 @@ def main(argv=None) -> int:
     b.add_argument("--threads", type=int)
     b.set_defaults(func=cmd_build_tiny)
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     try:
         return args.func(args)
     except ConfigError as err:

@@ -67,7 +67,10 @@ class DoprConfig:
     weight_decay: float = 0.0
 
     # --- Loop ---------------------------------------------------------------
-    selector: str = "full"  # which prompts of a batch get rollouts
+    selector: str = "full"  # which prompts of a batch get rollouts:
+    #                         full | random | fixed | dynamic | thompson |
+    #                         dopr (see dopr_lite.select)
+    selector_args: dict = field(default_factory=dict)  # e.g. {"c": 0.5}
     prompts_per_step: int = 8  # candidate prompts drawn per step
     max_steps: int = 0  # stop after this many steps (0: no limit)
     max_rollouts: int = 0  # stop once this many rollouts are spent (0: no)

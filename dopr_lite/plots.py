@@ -74,3 +74,34 @@ def plot_run(result, path: Path):
     fig.savefig(path, dpi=120, bbox_inches="tight")
     _plt().close(fig)
     return path
+
+
+def plot_comparison(results: dict, axes=("rollouts", "updates",
+                                         "train_seconds"),
+                    target: float | None = None, title: str = ""):
+    """Held-out accuracy of several rules (mean and min-max band over
+    seeds) against each of ``axes``; ``results`` maps a label to a list of
+    :class:`~dopr_lite.train.RunResult` (see :mod:`dopr_lite.compare`)."""
+    from dopr_lite.compare import AXES, curves
+
+    plt = _plt()
+    fig, panels = plt.subplots(1, len(axes), figsize=(4.6 * len(axes), 3.6),
+                               squeeze=False)
+    for ax, axis in zip(panels[0], axes, strict=True):
+        for label, runs in results.items():
+            grid, acc = curves(runs, axis)
+            line, = ax.plot(grid, acc.mean(0), label=f"{label} (n={len(runs)})")
+            ax.fill_between(grid, acc.min(0), acc.max(0), alpha=0.15,
+                            color=line.get_color(), lw=0)
+        if target is not None:
+            ax.axhline(target, color="k", ls=":", lw=1,
+                       label="95% of full-batch gain")
+        ax.set(xlabel=AXES[axis], ylabel="held-out greedy accuracy")
+        if axis == "rollouts":  # budgets differ by 10x: log beyond 64
+            ax.set_xscale("symlog", linthresh=64)
+        ax.grid(alpha=0.3)
+    panels[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -149,6 +149,74 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
     return ro
 
 
+def concat_rollouts(parts: list[Rollouts], pad_id: int) -> Rollouts:
+    """Stack rollouts from several ``generate`` calls into one batch:
+    prompts re-padded on the left, completions on the right."""
+    if len(parts) == 1:
+        return parts[0]
+    G = parts[0].num_generations
+    P = max(r.prompt_ids.shape[1] for r in parts)
+    C = max(r.completion_ids.shape[1] for r in parts)
+
+    def pad(t, width, left, value):
+        extra = width - t.shape[1]
+        return F.pad(t, (extra, 0) if left else (0, extra), value=value)
+
+    offsets = torch.tensor([0] + [len(r) // G for r in parts[:-1]]).cumsum(0)
+    has_old = all(r.old_logprobs is not None for r in parts)
+    return Rollouts(
+        prompt_ids=torch.cat([pad(r.prompt_ids, P, True, pad_id)
+                              for r in parts]),
+        prompt_mask=torch.cat([pad(r.prompt_mask, P, True, 0)
+                               for r in parts]),
+        completion_ids=torch.cat([pad(r.completion_ids, C, False, pad_id)
+                                  for r in parts]),
+        completion_mask=torch.cat([pad(r.completion_mask, C, False, 0)
+                                   for r in parts]),
+        texts=[t for r in parts for t in r.texts],
+        group=torch.cat([r.group + o for r, o in zip(parts, offsets,
+                                                       strict=True)]),
+        truncated=torch.cat([r.truncated for r in parts]),
+        num_generations=G,
+        old_logprobs=torch.cat([pad(r.old_logprobs, C, False, 0.0)
+                                for r in parts]) if has_old else None)
+
+
+def select_groups(ro: Rollouts, keep: list[int]) -> Rollouts:
+    """The rollouts of the groups (prompt positions) in ``keep``."""
+    G = ro.num_generations
+    rows = torch.tensor([g * G + j for g in keep for j in range(G)],
+                        dtype=torch.long)
+    dev = ro.prompt_ids.device
+    r = rows.to(dev)
+    return Rollouts(
+        prompt_ids=ro.prompt_ids[r], prompt_mask=ro.prompt_mask[r],
+        completion_ids=ro.completion_ids[r],
+        completion_mask=ro.completion_mask[r],
+        texts=[ro.texts[i] for i in rows.tolist()],
+        group=torch.arange(len(keep)).repeat_interleave(G),
+        truncated=ro.truncated[rows], num_generations=G,
+        old_logprobs=None if ro.old_logprobs is None
+        else ro.old_logprobs[r])
+
+
+@torch.inference_mode()
+def prompt_entropy(model, tokenizer, prompts: list[str],
+                   temperature: float = 1.0) -> torch.Tensor:
+    """Entropy (nats) of the policy's first completion token per prompt.
+
+    One forward pass over the left-padded prompts; no rollouts.  A cheap
+    signal of how undecided the policy is on a prompt.
+    """
+    device = next(model.parameters()).device
+    enc = tokenizer(list(prompts), return_tensors="pt", padding=True)
+    logits = model(input_ids=enc["input_ids"].to(device),
+                   attention_mask=enc["attention_mask"].to(device),
+                   use_cache=False, logits_to_keep=1).logits[:, -1]
+    logp = F.log_softmax(logits.float() / temperature, dim=-1)
+    return -(logp.exp() * logp).sum(-1).cpu()
+
+
 def token_logprobs(model, input_ids, attention_mask, n_completion: int,
                    temperature: float = 1.0, with_entropy: bool = False):
     """Log-probs (and optionally entropies) of the last ``n_completion``

@@ -37,7 +37,9 @@ from dopr_lite.evaluate import evaluate
 from dopr_lite.grpo import group_advantages, grpo_update, zero_std_fraction
 from dopr_lite.policy import Policy, load_policy
 from dopr_lite.rewards import get_reward
-from dopr_lite.rollout import RolloutCounter, generate_rollouts
+from dopr_lite.rollout import (RolloutCounter, concat_rollouts,
+                               generate_rollouts, prompt_entropy,
+                               select_groups)
 from dopr_lite.select import (PromptHistory, SelectContext, Selector,
                               make_selector)
 
@@ -201,6 +203,50 @@ def _budget_left(cfg: DoprConfig, step: int, counter: RolloutCounter):
     return True
 
 
+def _gather_batch(cfg: DoprConfig, selector: Selector, ctx: SelectContext,
+                  rollout, pool_size: int, pad_id: int):
+    """Select, roll out and score one step's batch.
+
+    Returns the rollouts to train on (``None`` when no group is left), their
+    (prompts, G) rewards, and what was generated in total (for logging).
+    Rules with ``drop_zero_std`` (DAPO's dynamic sampling) drop all-equal
+    groups and draw further candidate batches until ``prompts_per_step``
+    groups are kept or ``max_draws`` batches were drawn; every rollout
+    generated counts as cost.
+    """
+    parts, kept, seen = [], [], {"prompts": [], "rewards": [],
+                                 "length": [], "truncated": []}
+    draws = getattr(selector, "max_draws", 1) if selector.drop_zero_std \
+        else 1
+    for draw in range(draws):
+        candidates = candidate_batch(ctx.step, pool_size,
+                                     cfg.prompts_per_step,
+                                     cfg.seed + 7_919 * draw)
+        chosen = selector.select(candidates, ctx)
+        ro, rewards = rollout(chosen, ctx)
+        seen["prompts"] += chosen
+        seen["rewards"].append(rewards)
+        seen["length"] += ro.completion_mask.sum(1).tolist()
+        seen["truncated"] += ro.truncated.tolist()
+        keep = list(range(len(chosen)))
+        if selector.drop_zero_std:
+            keep = [g for g in keep if rewards[g].max() > rewards[g].min()]
+            keep = keep[:cfg.prompts_per_step - sum(len(r) for _, r in kept)]
+        if keep:
+            parts.append(select_groups(ro, keep) if len(keep) < len(chosen)
+                         else ro)
+            kept.append((keep, rewards[keep]))
+        if sum(len(r) for _, r in kept) >= cfg.prompts_per_step:
+            break
+    seen["rewards"] = torch.cat(seen["rewards"])
+    seen["length"] = sum(seen["length"]) / len(seen["length"])
+    seen["truncated"] = sum(seen["truncated"]) / len(seen["truncated"])
+    if not parts:
+        return None, seen["rewards"], seen
+    ro = concat_rollouts(parts, pad_id)
+    return ro, torch.cat([r for _, r in kept]), seen
+
+
 def train(cfg: DoprConfig, *, policy: Policy | None = None,
           data: PromptData | None = None, reward_fn=None,
           selector: Selector | None = None, resume: bool = True,
@@ -225,13 +271,14 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
         log(f"skipped {info['count']} rows ({reason}); first ids "
             f"{info['first_ids']}")
     reward_fn = reward_fn or get_reward(cfg.reward)
-    selector = selector or make_selector(cfg.selector)
+    selector = selector or make_selector(cfg.selector, **cfg.selector_args)
     params = list(policy.trainable_parameters().values())
     if not params:
         raise ConfigError("the model has no trainable parameters")
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate,
                             weight_decay=cfg.weight_decay)
     counter, history = RolloutCounter(), PromptHistory()
+    G = cfg.num_generations
     pool = data.train
     columns = [c for c in pool.column_names if c != "prompt"]
     step, elapsed = 0, 0.0
@@ -255,7 +302,10 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
     _write_jsonl(out / "eval.jsonl", result.evals)
 
     def run_eval():
+        last = result.metrics[-1] if result.metrics else {}
         row = {"step": step, "rollouts": counter.cost,
+               "updates": last.get("updates", 0),
+               "train_seconds": last.get("train_seconds", 0.0),
                **evaluate(model, tok, data.test, reward_fn, k=cfg.eval_k,
                           max_new_tokens=cfg.max_new_tokens,
                           temperature=cfg.temperature,
@@ -274,6 +324,26 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
                 for c in columns}
         return torch.tensor(reward_fn(ro.texts, **cols)).view(len(indices), n)
 
+    def entropy(indices: list[int]) -> torch.Tensor:
+        return prompt_entropy(model, tok, [pool[i]["prompt"] for i in indices],
+                              cfg.temperature)
+
+    def rollout(indices: list[int], ctx: SelectContext):
+        """G train rollouts per prompt, scored, recorded, told the rule."""
+        ro = generate_rollouts(
+            model, tok, [pool[i]["prompt"] for i in indices], G,
+            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+            top_p=cfg.top_p, top_k=cfg.top_k, counter=counter, kind="train",
+            with_logprobs=cfg.num_iterations > 1, micro_batch=cfg.micro_batch)
+        cols = {c: [pool[i][c] for i in indices for _ in range(G)]
+                for c in columns}
+        rewards = torch.tensor(reward_fn(ro.texts, **cols),
+                               dtype=torch.float32).view(len(indices), G)
+        for i, r in zip(indices, rewards, strict=True):
+            history.record(i, r.tolist(), ctx.step)
+        selector.update(indices, rewards, ctx)
+        return ro, rewards
+
     def checkpoint():
         state = {"step": step, "elapsed": elapsed + time.time() - t_start,
                  "counter": counter.state_dict(),
@@ -291,53 +361,47 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
             counter.cost if cfg.max_rollouts else step),
             desc="rollouts" if cfg.max_rollouts else "steps",
             unit="ro" if cfg.max_rollouts else "step")
-    G = cfg.num_generations
     while _budget_left(cfg, step, counter):
         t0 = time.time()
         torch.manual_seed(step_seed(cfg.seed, step))
-        ctx = SelectContext(step=step, history=history, probe=probe)
-        candidates = candidate_batch(step, len(pool), cfg.prompts_per_step,
-                                     cfg.seed)
-        chosen = selector.select(candidates, ctx)
+        ctx = SelectContext(step=step, history=history, num_generations=G,
+                            seed=cfg.seed, probe=probe, entropy=entropy)
         cost_before = counter.cost
-        ro = generate_rollouts(
-            model, tok, [pool[i]["prompt"] for i in chosen], G,
-            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-            top_p=cfg.top_p, top_k=cfg.top_k, counter=counter, kind="train",
-            with_logprobs=cfg.num_iterations > 1, micro_batch=cfg.micro_batch)
-        cols = {c: [pool[i][c] for i in chosen for _ in range(G)]
-                for c in columns}
-        rewards = torch.tensor(reward_fn(ro.texts, **cols),
-                               dtype=torch.float32).view(len(chosen), G)
-        for i, r in zip(chosen, rewards, strict=True):
-            history.record(i, r.tolist(), step)
-        selector.update(chosen, rewards, ctx)
+        ro, rewards, seen = _gather_batch(cfg, selector, ctx, rollout,
+                                          len(pool), tok.pad_token_id)
         train_rewards = rewards
         if shuffle_rewards:
             perm = torch.randperm(rewards.numel())
             train_rewards = rewards.view(-1)[perm].view_as(rewards)
-        adv = group_advantages(train_rewards, cfg.scale_rewards).view(-1)
         stats: dict = {"skipped": "all groups have zero reward variance"}
-        if adv.abs().max() > 0:
-            for _ in range(cfg.num_iterations):
-                stats = grpo_update(
-                    model, opt, ro, adv, loss_type=cfg.loss_type,
-                    max_new_tokens=cfg.max_new_tokens, beta=cfg.beta,
-                    entropy_coef=cfg.entropy_coef, eps_low=cfg.epsilon,
-                    eps_high=cfg.epsilon_high, temperature=cfg.temperature,
-                    micro_batch=cfg.micro_batch,
-                    max_grad_norm=cfg.max_grad_norm, trainable=params)
+        if ro is not None:
+            adv = group_advantages(train_rewards, cfg.scale_rewards).view(-1)
+            if adv.abs().max() > 0:
+                for _ in range(cfg.num_iterations):
+                    stats = grpo_update(
+                        model, opt, ro, adv, loss_type=cfg.loss_type,
+                        max_new_tokens=cfg.max_new_tokens, beta=cfg.beta,
+                        entropy_coef=cfg.entropy_coef, eps_low=cfg.epsilon,
+                        eps_high=cfg.epsilon_high,
+                        temperature=cfg.temperature,
+                        micro_batch=cfg.micro_batch,
+                        max_grad_norm=cfg.max_grad_norm, trainable=params)
         step += 1
+        prev = result.metrics[-1] if result.metrics else {}
+        seconds = time.time() - t0
         row = {"step": step, "rollouts": counter.cost,
                "tokens": counter.cost_tokens,
                "probe_rollouts": counter.sequences["probe"],
-               "prompts": len(chosen),
-               "reward_mean": rewards.mean().item(),
-               "frac_reward_zero_std": zero_std_fraction(rewards),
-               "completion_length": ro.completion_mask.sum(1).float()
-               .mean().item(),
-               "truncated_frac": ro.truncated.float().mean().item(),
-               **stats, "seconds": time.time() - t0}
+               "prompts": len(seen["prompts"]),
+               "trained_prompts": 0 if ro is None else len(rewards),
+               "picked": seen["prompts"][:8],
+               "reward_mean": seen["rewards"].mean().item(),
+               "frac_reward_zero_std": zero_std_fraction(seen["rewards"]),
+               "completion_length": seen["length"],
+               "truncated_frac": seen["truncated"],
+               **stats, "seconds": seconds,
+               "updates": prev.get("updates", 0) + (not stats["skipped"]),
+               "train_seconds": prev.get("train_seconds", 0.0) + seconds}
         result.metrics.append(row)
         _append(out / "metrics.jsonl", row)
         if "finite" in row["skipped"]:  # zero-variance skips are routine

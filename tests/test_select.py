@@ -1,13 +1,29 @@
-import pytest
+import json
 
+import pytest
+import torch
+
+from dopr_lite.bound import informative_prob as point_informative
 from dopr_lite.config import ConfigError
-from dopr_lite.select import (FullBatch, PromptHistory, SelectContext,
-                              make_selector)
+from dopr_lite.select import (SELECTORS, DoPR, FixedOneShot, FullBatch,
+                              PromptHistory, RandomOne, SelectContext,
+                              Thompson, informative_prob, make_selector)
+
+
+def _ctx(step=0, history=None, seed=0, **kw):
+    return SelectContext(step=step, history=history or PromptHistory(),
+                         num_generations=8, seed=seed, **kw)
+
+
+def _feed(selector, history, prompt, successes, step, G=8):
+    """Tell ``selector`` and ``history`` prompt got ``successes`` of G."""
+    rewards = torch.tensor([[1.0] * successes + [0.0] * (G - successes)])
+    history.record(prompt, rewards[0].tolist(), step)
+    selector.update([prompt], rewards, _ctx(step, history))
 
 
 def test_full_batch_selects_everything():
-    ctx = SelectContext(step=0, history=PromptHistory())
-    assert FullBatch().select([4, 1, 9], ctx) == [4, 1, 9]
+    assert FullBatch().select([4, 1, 9], _ctx()) == [4, 1, 9]
 
 
 def test_history_records_and_roundtrips():
@@ -17,12 +33,152 @@ def test_history_records_and_roundtrips():
     assert h.visits[5] == 2 and h.trials[5] == 6
     assert h.success_rate(5) == pytest.approx(0.5)
     assert list(h.recent[5]) == [1.0, 0.0, 0.0]
-    assert h.success_rate(6) is None
+    assert h.recent_variance(5) == pytest.approx(2 / 9)
+    assert h.success_rate(6) is None and h.recent_variance(6) is None
     g = PromptHistory()
-    g.load_state_dict(h.state_dict())
+    g.load_state_dict(json.loads(json.dumps(h.state_dict())))
     assert g.state_dict() == h.state_dict()
 
 
-def test_unknown_selector_lists_choices():
+def test_unknown_selector_and_bad_args_name_the_field():
     with pytest.raises(ConfigError, match="full"):
         make_selector("nope")
+    with pytest.raises(ConfigError, match="selector_args"):
+        make_selector("dopr", nonsense=1)
+
+
+def test_informative_prob_is_the_posterior_mean_of_the_point_formula():
+    # a concentrated posterior gives the point value
+    for p in (0.1, 0.5, 0.9):
+        n = 1e6
+        v = informative_prob(torch.tensor(p * n), torch.tensor((1 - p) * n),
+                             8)
+        assert float(v) == pytest.approx(point_informative(p, 8), abs=1e-4)
+    # uniform prior: 1 - 2 / (G + 1), and a Monte Carlo check
+    assert float(informative_prob(1.0, 1.0, 8)) == pytest.approx(7 / 9)
+    torch.manual_seed(0)
+    ps = torch.distributions.Beta(3.0, 2.0).sample((200_000,))
+    mc = (1 - ps**8 - (1 - ps) ** 8).mean()
+    assert float(informative_prob(3.0, 2.0, 8)) == pytest.approx(float(mc),
+                                                                abs=5e-3)
+
+
+def test_random_one_is_uniform_and_resumable():
+    picks = [RandomOne().select(list(range(8)), _ctx(step=s))[0]
+             for s in range(400)]
+    assert set(picks) == set(range(8))
+    counts = torch.bincount(torch.tensor(picks), minlength=8)
+    assert counts.min() > 25  # ~50 each
+    assert RandomOne().select([3, 4], _ctx(7)) == RandomOne().select(
+        [3, 4], _ctx(7))
+
+
+def test_fixed_one_shot_probes_once_and_keeps_its_pick():
+    calls = []
+
+    def probe(indices, n):
+        calls.append((list(indices), n))
+        rate = {0: 1.0, 1: 0.0, 2: 0.5, 3: 0.875}
+        return torch.tensor([[1.0] * int(rate[i] * n)
+                             + [0.0] * (n - int(rate[i] * n))
+                             for i in indices])
+
+    sel = FixedOneShot(probe_n=8)
+    assert sel.select([0, 1, 2, 3], _ctx(probe=probe)) == [2]
+    assert sel.select([5, 6], _ctx(1, probe=probe)) == [2]
+    assert calls == [([0, 1, 2, 3], 8)]
+    again = FixedOneShot()
+    again.load_state_dict(json.loads(json.dumps(sel.state_dict())))
+    assert again.select([7], _ctx(2, probe=probe)) == [2]
+    assert len(calls) == 1
+
+
+def test_thompson_prefers_the_uncertain_prompt_and_keeps_the_global_rng():
+    sel, h = Thompson(), PromptHistory()
+    for step in range(4):
+        _feed(sel, h, 0, 8, step)  # always solved
+        _feed(sel, h, 1, 0, step)  # never solved
+        _feed(sel, h, 2, 4, step)  # p = 0.5
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    picks = [sel.select([0, 1, 2], _ctx(4, h, seed=s))[0]
+             for s in range(50)]
+    assert torch.equal(torch.rand(3), before)  # global stream untouched
+    assert picks.count(2) >= 45
+    clone = Thompson()
+    clone.load_state_dict(json.loads(json.dumps(sel.state_dict())))
+    assert [clone.select([0, 1, 2], _ctx(4, h, seed=s))[0]
+            for s in range(50)] == picks
+
+
+def test_dopr_picks_the_volatile_prompt_over_solved_and_hopeless_ones():
+    sel, h = DoPR(revisit=8), PromptHistory()
+    for step in range(3):
+        _feed(sel, h, 0, 8, step)
+        _feed(sel, h, 1, 0, step)
+        _feed(sel, h, 2, 4, step)
+    terms = sel.scores([0, 1, 2], _ctx(3, h))
+    assert terms["volatility"][2] > 0.9 > 0.5 > terms["volatility"][0]
+    assert terms["volatility"][1] < 0.5
+    assert sel.select([0, 1, 2], _ctx(3, h)) == [2]
+    assert sel.select([0, 1], _ctx(3, h)) == [2]  # revisited from history
+    assert DoPR(revisit=0).select([0, 1], _ctx(3, h))[0] in (0, 1)
+
+
+def test_dopr_bonus_picks_an_unseen_prompt_and_entropy_modulates_it():
+    sel, h = DoPR(volatility=False, c=1.0), PromptHistory()
+    _feed(sel, h, 0, 4, 0)
+    assert sel.select([0, 5], _ctx(1, h)) == [5]  # unseen: larger bonus
+    ent = {5: 0.1, 6: 2.0}
+
+    def entropy(indices):
+        return torch.tensor([ent.get(i, 1.0) for i in indices])
+
+    assert sel.select([5, 6], _ctx(1, h, entropy=entropy)) == [6]
+    flat = DoPR(volatility=False, c=1.0, entropy_mod=False)
+    terms = flat.scores([5, 6], _ctx(1, h, entropy=entropy))
+    assert terms["score"][0] == terms["score"][1]
+
+
+def test_dopr_prior_follows_the_pooled_success_rate():
+    sel, h = DoPR(), PromptHistory()
+    assert sel.prior(0) == (1.0, 1.0)
+    for i in range(10):
+        _feed(sel, h, i, 8, 0)
+    a, b = sel.prior(0)
+    assert a / (a + b) == pytest.approx(0.99)
+    # an unseen prompt now looks as settled as the pool: low volatility
+    assert float(sel.scores([99], _ctx(0, h))["volatility"][0]) < 0.2
+
+
+def test_dopr_state_roundtrips_through_json():
+    sel, h = DoPR(), PromptHistory()
+    for step, (p, s) in enumerate([(0, 3), (1, 8), (2, 5), (0, 6)]):
+        _feed(sel, h, p, s, step)
+    clone = DoPR()
+    clone.load_state_dict(json.loads(json.dumps(sel.state_dict())))
+    for step in range(4, 9):
+        ctx = _ctx(step, h)
+        assert clone.select([3, 4, 0], ctx) == sel.select([3, 4, 0], ctx)
+        assert torch.equal(clone.scores([0, 1, 2], ctx)["score"],
+                           sel.scores([0, 1, 2], ctx)["score"])
+
+
+def test_every_rule_is_registered():
+    assert set(SELECTORS) == {"full", "random", "fixed", "dynamic",
+                              "thompson", "dopr"}
+
+
+def test_dopr_entropy_is_relative_to_the_runs_largest():
+    sel, h = DoPR(c=1.0), PromptHistory()
+    calls = {"high": lambda idx: torch.full((len(idx),), 2.0),
+             "low": lambda idx: torch.full((len(idx),), 0.1)}
+    assert sel.scores([1, 2], _ctx(0, h, entropy=calls["high"]))[
+        "entropy"].tolist() == [1.0, 1.0]
+    # a confident policy later: the bonus shrinks and volatility decides
+    low = sel.scores([1, 2], _ctx(1, h, entropy=calls["low"]))["entropy"]
+    assert low.tolist() == pytest.approx([0.05, 0.05])
+    clone = DoPR(c=1.0)
+    clone.load_state_dict(json.loads(json.dumps(sel.state_dict())))
+    assert clone.max_entropy == 2.0

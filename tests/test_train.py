@@ -29,7 +29,8 @@ def _cfg(model_dir, out, **kw):
 
 
 def _rows(result):
-    return [{k: v for k, v in r.items() if k != "seconds"}
+    timing = ("seconds", "train_seconds")
+    return [{k: v for k, v in r.items() if k not in timing}
             for r in result.metrics]
 
 
@@ -60,8 +61,8 @@ def test_resume_replays_the_uninterrupted_run(random_tiny_dir, tmp_path):
     resumed = train(_cfg(random_tiny_dir, tmp_path / "b", max_steps=4),
                     progress=False, figure=False)
     assert _rows(resumed) == _rows(full)
-    assert [e["accuracy"] for e in resumed.evals] == [
-        e["accuracy"] for e in full.evals]
+    assert [(e["accuracy"], e["updates"]) for e in resumed.evals] == [
+        (e["accuracy"], e["updates"]) for e in full.evals]
     assert resumed.counter == full.counter
 
 
@@ -120,3 +121,58 @@ def test_zero_variance_steps_are_skipped_and_logged(random_tiny_dir,
                and m["frac_reward_zero_std"] == 1.0 for m in r.metrics)
     assert all(torch.equal(p, before[n])
                for n, p in pol.trainable_parameters().items())
+
+
+@pytest.mark.parametrize("rule", ["full", "random", "fixed", "dynamic",
+                                  "thompson", "dopr"])
+def test_rollout_accounting_is_exact_for_every_rule(random_tiny_dir,
+                                                     tmp_path, rule):
+    G, per_step, steps = 4, 4, 3
+    r = train(_cfg(random_tiny_dir, tmp_path, max_steps=steps,
+                   selector=rule, num_generations=G,
+                   prompts_per_step=per_step, eval_k=0),
+              progress=False, figure=False)
+    generated = sum(m["prompts"] for m in r.metrics) * G
+    probes = {"fixed": per_step * 16}.get(rule, 0)
+    assert r.counter.sequences["train"] == generated
+    assert r.counter.sequences["probe"] == probes
+    assert r.counter.cost == generated + probes == r.metrics[-1]["rollouts"]
+    assert len(r.metrics) == steps
+    one_prompt = rule in ("random", "fixed", "thompson", "dopr")
+    if one_prompt:
+        assert all(m["prompts"] == 1 for m in r.metrics)
+    elif rule == "full":
+        assert all(m["prompts"] == per_step for m in r.metrics)
+    else:  # dynamic: 1 to 3 candidate draws, at most per_step trained
+        assert all(per_step <= m["prompts"] <= 3 * per_step
+                   and m["trained_prompts"] <= per_step
+                   for m in r.metrics)
+    # the eval rollouts are counted apart and never charged as cost
+    n_evals = len(r.evals)
+    assert r.counter.sequences["eval"] == n_evals * 8  # n_test=8, greedy
+
+
+def test_dynamic_sampling_trains_only_informative_groups(random_tiny_dir,
+                                                         tmp_path):
+    r = train(_cfg(random_tiny_dir, tmp_path, max_steps=3,
+                   selector="dynamic", eval_k=0, learning_rate=0.0),
+              progress=False, figure=False,
+              reward_fn=lambda completions, **kw: [
+                  float(len(c) % 2) for c in completions])
+    for m in r.metrics:
+        if m["trained_prompts"] == 0:
+            assert m["skipped"]
+        assert m["prompts"] >= m["trained_prompts"]
+
+
+def test_selector_state_survives_resume(random_tiny_dir, tmp_path):
+    kw = dict(selector="dopr", eval_k=0, save_every=1)
+    full = train(_cfg(random_tiny_dir, tmp_path / "a", max_steps=4, **kw),
+                 progress=False, figure=False)
+    train(_cfg(random_tiny_dir, tmp_path / "b", max_steps=2, **kw),
+          progress=False, figure=False)
+    resumed = train(_cfg(random_tiny_dir, tmp_path / "b", max_steps=4,
+                         **kw), progress=False, figure=False)
+    assert [m["picked"] for m in resumed.metrics] == [
+        m["picked"] for m in full.metrics]
+    assert _rows(resumed) == _rows(full)

@@ -1,0 +1,79 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dopr_lite.cli import main
+from dopr_lite.compare import (comparison, curves, default_rules,
+                               format_table, rollouts_to_reach)
+from dopr_lite.rollout import RolloutCounter
+from dopr_lite.train import RunResult
+
+
+def _run(points, zero_std=0.5, probe=0):
+    """A fake run: ``points`` are (rollouts, accuracy) evaluations."""
+    counter = RolloutCounter()
+    counter.add("train", points[-1][0] - probe, 0)
+    counter.add("probe", probe, 0)
+    evals = [{"step": i, "rollouts": x, "updates": i, "train_seconds": i,
+              "accuracy": a} for i, (x, a) in enumerate(points)]
+    metrics = [{"frac_reward_zero_std": zero_std, "seconds": 1.0}] * (
+        len(points) - 1)
+    return RunResult(out_dir=None, metrics=metrics, evals=evals,
+                     counter=counter)
+
+
+def test_curves_interpolate_and_hold_the_last_value():
+    grid, acc = curves([_run([(0, 0.2), (100, 0.6)]),
+                        _run([(0, 0.2), (50, 0.4)])], grid=np.array(
+                            [0, 50, 100]))
+    assert acc.tolist() == [[0.2, 0.4, 0.6], [0.2, 0.4, 0.4]]
+
+
+def test_rollouts_to_reach_uses_the_seed_mean():
+    runs = [_run([(0, 0.0), (100, 1.0)]), _run([(0, 0.0), (100, 0.5)])]
+    assert rollouts_to_reach(runs, 0.375) == pytest.approx(50, abs=0.5)
+    assert math.isnan(rollouts_to_reach(runs, 0.9))
+
+
+def test_comparison_reports_saving_against_the_reference():
+    results = {
+        "full": [_run([(0, 0.4), (400, 0.9), (800, 0.9)])],
+        "one": [_run([(0, 0.4), (40, 0.9)], zero_std=0.1, probe=8)],
+        "flat": [_run([(0, 0.4), (40, 0.5)])],
+    }
+    rows = {r["rule"]: r for r in comparison(results)}
+    full, one, flat = rows["full"], rows["one"], rows["flat"]
+    assert full["targets"][0.95] == pytest.approx(0.875)
+    assert full["saving"][0.95] == pytest.approx(1.0)
+    # full reaches 0.875 at 380 rollouts, "one" at 38: ten times fewer
+    assert one["rollouts_to"][0.95] == pytest.approx(38, abs=1)
+    assert one["saving"][0.95] == pytest.approx(10, rel=0.05)
+    assert one["probe_rollouts"] == 8 and one["zero_std_groups"] == 0.1
+    assert math.isnan(flat["rollouts_to"][0.95])
+    table = format_table(list(rows.values()))
+    assert "not reached" in table and "10.0x" in table
+
+
+def test_default_rules_are_the_six_selectors():
+    labels = [r.label for r in default_rules()]
+    assert labels == ["full", "dynamic", "fixed", "random", "thompson",
+                      "dopr"]
+
+
+def test_compare_command_writes_json_table_and_figure(tmp_path, capsys,
+                                                       monkeypatch):
+    figs = tmp_path / "figs"
+    monkeypatch.setattr("dopr_lite.plots.FIGURES", figs)
+    rc = main(["compare", "--seeds", "0", "--full-rollouts", "64",
+               "--one-rollouts", "16", "--n-test", "16", "--out",
+               str(tmp_path / "out")])
+    assert rc == 0
+    record = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert [r["rule"] for r in record["table"]] == [
+        "full", "dynamic", "fixed", "random", "thompson", "dopr"]
+    assert record["curves"]["dopr"][0][-1]["rollouts"] == 16
+    assert (figs / "bench_compare.png").stat().st_size > 1000
+    assert "rollouts to 95%" in capsys.readouterr().out
+    assert main(["compare", "--rules", "nope"]) == 2
