@@ -19,7 +19,7 @@ from dopr_lite.config import ConfigError, DoprConfig
 from dopr_lite.env import PROFILES as PRESETS
 # the main job on the embedded default: DoPR, and full-batch GRPO with 4x
 # the rollouts as the reference curve
-MAIN_JOB = dict(selector="dopr", max_rollouts=512)
+MAIN_JOB = dict(selector="dopr", max_rollouts=512, eval_every=8, eval_k=0)
 REFERENCE_FACTOR = 4
 
 
@@ -66,6 +66,8 @@ def cmd_train(args) -> int:
         runs["full"] = dataclasses.replace(
             cfg, selector="full", selector_args={},
             max_rollouts=cfg.max_rollouts * REFERENCE_FACTOR,
+            # evaluate at the same rollout counts as the one-prompt run
+            eval_every=max(1, cfg.eval_every // cfg.prompts_per_step),
             out_dir=str(out / "full"))
     results = {}
     for label, run_cfg in runs.items():
@@ -94,7 +96,7 @@ def cmd_compare(args) -> int:
     try:
         results, rows = benchmark(args.seeds, args.full_rollouts,
                                   args.one_rollouts, args.n_test, args.rules,
-                                  out, command)
+                                  out, command, resume=args.resume)
     except ValueError as err:
         raise ConfigError(f"--rules: {err}") from err
     target = rows[0]["targets"][0.95] if rows else None
@@ -160,6 +162,8 @@ def main(argv=None) -> int:
     c.add_argument("--n-test", type=int, default=300, dest="n_test")
     c.add_argument("--rules", nargs="+", help="subset of rule labels")
     c.add_argument("--out", help="default runs/bench/compare")
+    c.add_argument("--resume", action="store_true",
+                   help="continue or reuse finished runs in --out")
     c.add_argument("--figure", default="bench_compare",
                    help="name of the figure in figures/")
     c.set_defaults(func=cmd_compare)

@@ -38,7 +38,7 @@ class Rule:
 
 
 def default_rules(full_rollouts: int = 2048, one_rollouts: int = 512,
-                  full_eval: int = 2, one_eval: int = 8) -> list[Rule]:
+                  full_eval: int = 1, one_eval: int = 4) -> list[Rule]:
     """The six contenders of notebook 05 and ``bench/compare.py``.
 
     Full-batch rules (8 prompts x G per step) get ``full_rollouts``; the
@@ -167,7 +167,7 @@ def format_table(rows: list[dict]) -> str:
 def benchmark(seeds=(0, 1, 2), full_rollouts: int = 2048,
               one_rollouts: int = 512, n_test: int = 300, rules=None,
               out_dir="runs/bench/compare", command: str = "",
-              log=print):
+              resume: bool = False, log=print):
     """Run the head-to-head, write ``<out_dir>/compare.json`` (settings,
     versions, the table and every eval curve); return (results, rows)."""
     import json
@@ -183,7 +183,8 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int = 2048,
         chosen = [r for r in chosen if r.label in rules]
     base = DoprConfig.tiny(n_test=n_test, eval_k=0, save_every=0)
     t0 = time.time()
-    results = run_rules(chosen, list(seeds), base, out_dir, log=log)
+    results = run_rules(chosen, list(seeds), base, out_dir, resume=resume,
+                        log=log)
     rows = comparison(results) if "full" in results else []
     record = {"command": command, "seconds": time.time() - t0,
               "versions": versions(), "config": base.to_dict(),

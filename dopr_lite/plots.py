@@ -99,6 +99,7 @@ def plot_comparison(results: dict, axes=("rollouts", "updates",
         ax.set(xlabel=AXES[axis], ylabel="held-out greedy accuracy")
         if axis == "rollouts":  # budgets differ by 10x: log beyond 64
             ax.set_xscale("symlog", linthresh=64)
+            ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
     panels[0][0].legend(fontsize=7)
     if title:

@@ -173,8 +173,12 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
     if cfg.use_lora:
         from peft import LoraConfig, get_peft_model
 
-        with warnings.catch_warnings():  # peft calls a deprecated alias
+        # LoRA's A matrices are drawn from the global RNG: seed them from
+        # the config so a run does not depend on what ran before it
+        with warnings.catch_warnings(), torch.random.fork_rng(
+                devices=[device] if device.type == "cuda" else []):
             warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*")
+            torch.manual_seed(cfg.seed)
             model = get_peft_model(model, LoraConfig(
                 r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                 lora_dropout=cfg.lora_dropout,

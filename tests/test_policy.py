@@ -115,3 +115,24 @@ def test_embedded_tokenizer_class_survives_reload(embedded_policy):
     ids = tok(text, add_special_tokens=False)["input_ids"]
     assert len(ids) == len(text)  # one token per character
     assert tok.decode(ids) == text
+
+
+def test_lora_init_depends_on_the_config_seed_only(random_tiny_dir):
+    """The adapter draw must not depend on what ran before in the process."""
+    import torch
+
+    from dopr_lite.policy import load_policy
+
+    def adapter(seed):
+        pol = load_policy(model=random_tiny_dir, seed=seed)
+        return torch.cat([p.detach().flatten() for p in
+                          pol.trainable_parameters().values()])
+
+    torch.manual_seed(1)
+    first = adapter(0)
+    torch.manual_seed(2)
+    before = torch.random.get_rng_state()
+    again = adapter(0)
+    assert torch.equal(first, again)
+    assert torch.equal(torch.random.get_rng_state(), before)  # untouched
+    assert not torch.equal(first, adapter(1))

@@ -1,7 +1,9 @@
 import torch
 
 from dopr_lite.rollout import (RolloutCounter, completion_mask,
-                               generate_rollouts, sequence_logprobs)
+                               concat_rollouts, generate_rollouts,
+                               prompt_entropy, select_groups,
+                               sequence_logprobs)
 
 
 def test_completion_mask_stops_after_first_eos():
@@ -82,3 +84,41 @@ def test_behaviour_logprobs_match_a_rescore(random_tiny_dir):
     again = sequence_logprobs(pol.model, ro, temperature=0.7)
     assert torch.allclose(ro.old_logprobs, again, atol=1e-5)
     assert torch.all(ro.old_logprobs[ro.completion_mask.bool()] < 0)
+
+
+def test_concat_and_select_groups_keep_every_logprob(random_tiny_dir):
+    """Re-padding rollouts from two generate calls changes no log-prob."""
+    from dopr_lite.policy import load_policy
+
+    pol = load_policy(model=random_tiny_dir, use_lora=False)
+    m, tok = pol.model, pol.tokenizer
+    torch.manual_seed(0)
+    a = generate_rollouts(m, tok, ["1+2=?\n", "7=?\n"], 2, max_new_tokens=5)
+    b = generate_rollouts(m, tok, ["33-14+5=?\n"], 2, max_new_tokens=9)
+    both = concat_rollouts([a, b], tok.pad_token_id)
+    assert len(both) == 6 and both.group.tolist() == [0, 0, 1, 1, 2, 2]
+    assert both.texts == a.texts + b.texts
+    lp = sequence_logprobs(m, both)
+    for part, rows in ((a, slice(0, 4)), (b, slice(4, 6))):
+        own = sequence_logprobs(m, part)
+        mask = part.completion_mask.bool()
+        width = own.shape[1]
+        got = lp[rows][:, :width]
+        assert torch.allclose(got[mask], own[mask], atol=1e-5)
+        assert both.completion_mask[rows][:, width:].sum() == 0
+    kept = select_groups(both, [2, 0])
+    assert kept.texts == b.texts + a.texts[:2]
+    assert kept.group.tolist() == [0, 0, 1, 1]
+
+
+def test_prompt_entropy_is_one_forward_pass_per_prompt(random_tiny_dir):
+    from dopr_lite.policy import load_policy
+
+    pol = load_policy(model=random_tiny_dir, use_lora=False)
+    prompts = ["1+2=?\n", "33-14+5=?\n"]
+    ent = prompt_entropy(pol.model, pol.tokenizer, prompts)
+    alone = prompt_entropy(pol.model, pol.tokenizer, prompts[1:])
+    vocab = pol.model.config.vocab_size
+    assert ent.shape == (2,) and torch.all(ent >= 0)
+    assert torch.all(ent <= torch.log(torch.tensor(float(vocab))) + 1e-4)
+    assert torch.allclose(ent[1:], alone, atol=1e-4)  # padding-invariant

@@ -176,3 +176,15 @@ def test_selector_state_survives_resume(random_tiny_dir, tmp_path):
     assert [m["picked"] for m in resumed.metrics] == [
         m["picked"] for m in full.metrics]
     assert _rows(resumed) == _rows(full)
+
+
+@pytest.mark.slow
+def test_short_dopr_run_raises_heldout_accuracy(tmp_path):
+    """One prompt per step, 96 rollouts: the embedded model improves."""
+    cfg = DoprConfig.tiny(selector="dopr", max_rollouts=96, seed=0,
+                          n_test=150, eval_every=100, eval_k=0,
+                          save_every=0, out_dir=str(tmp_path))
+    r = train(cfg, progress=False, figure=False, resume=False)
+    assert len(r.metrics) == 12 and r.counter.cost == 96
+    assert r.final_accuracy >= r.base_accuracy + 0.10, (
+        r.base_accuracy, r.final_accuracy)
