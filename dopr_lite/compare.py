@@ -13,12 +13,15 @@ to reach a share (95%) of full-batch GRPO's gain, and the ratio.
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from dopr_lite.config import DoprConfig
+from dopr_lite.env import versions
 from dopr_lite.policy import load_policy
 from dopr_lite.train import RunResult, train
 
@@ -170,11 +173,6 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int = 2048,
               resume: bool = False, log=print):
     """Run the head-to-head, write ``<out_dir>/compare.json`` (settings,
     versions, the table and every eval curve); return (results, rows)."""
-    import json
-    import time
-
-    from dopr_lite.env import versions
-
     chosen = default_rules(full_rollouts, one_rollouts)
     if rules:
         unknown = set(rules) - {r.label for r in chosen}

@@ -115,8 +115,9 @@ class Selector:
 
     name = "selector"
     # True: the loop drops groups with all-equal rewards and refills the
-    # batch from further candidate draws (DAPO's dynamic sampling)
+    # batch from up to ``max_draws`` candidate draws (DAPO's dynamic sampling)
     drop_zero_std = False
+    max_draws = 1
 
     def select(self, candidates: list[int], ctx: SelectContext) -> list[int]:
         raise NotImplementedError
@@ -215,6 +216,14 @@ class BetaPosterior:
         s, f, last = self.counts.get(prompt, (0.0, 0.0, step))
         d = self.gamma ** max(step - last, 0)
         return s * d, f * d
+
+    def pooled_mean(self, step: int) -> float | None:
+        """Success rate over all observed prompts (discounted counts)."""
+        s = f = 0.0
+        for prompt in self.counts:
+            si, fi = self._decayed(prompt, step)
+            s, f = s + si, f + fi
+        return s / (s + f) if s + f > 0 else None
 
     def params(self, prompt: int, step: int, prior=None):
         a0, b0 = prior or (self.alpha0, self.beta0)
@@ -338,12 +347,8 @@ class DoPR(Selector):
         self.last_scores: dict = {}  # term -> list, for plots and tests
 
     def prior(self, step: int) -> tuple[float, float]:
-        s = f = 0.0
-        for i in self.post.counts:
-            si, fi = self.post._decayed(i, step)
-            s, f = s + si, f + fi
-        m = s / (s + f) if s + f > 0 else 0.5
-        m = min(max(m, 0.01), 0.99)
+        m = self.post.pooled_mean(step)
+        m = 0.5 if m is None else min(max(m, 0.01), 0.99)
         return self.prior_n * m, self.prior_n * (1 - m)
 
     def scores(self, candidates: list[int], ctx: SelectContext) -> dict:

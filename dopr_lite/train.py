@@ -216,8 +216,7 @@ def _gather_batch(cfg: DoprConfig, selector: Selector, ctx: SelectContext,
     """
     parts, kept, seen = [], [], {"prompts": [], "rewards": [],
                                  "length": [], "truncated": []}
-    draws = getattr(selector, "max_draws", 1) if selector.drop_zero_std \
-        else 1
+    draws = selector.max_draws if selector.drop_zero_std else 1
     for draw in range(draws):
         candidates = candidate_batch(ctx.step, pool_size,
                                      cfg.prompts_per_step,
@@ -231,12 +230,12 @@ def _gather_batch(cfg: DoprConfig, selector: Selector, ctx: SelectContext,
         keep = list(range(len(chosen)))
         if selector.drop_zero_std:
             keep = [g for g in keep if rewards[g].max() > rewards[g].min()]
-            keep = keep[:cfg.prompts_per_step - sum(len(r) for _, r in kept)]
+            keep = keep[:cfg.prompts_per_step - sum(map(len, kept))]
         if keep:
             parts.append(select_groups(ro, keep) if len(keep) < len(chosen)
                          else ro)
-            kept.append((keep, rewards[keep]))
-        if sum(len(r) for _, r in kept) >= cfg.prompts_per_step:
+            kept.append(rewards[keep])
+        if sum(map(len, kept)) >= cfg.prompts_per_step:
             break
     seen["rewards"] = torch.cat(seen["rewards"])
     seen["length"] = sum(seen["length"]) / len(seen["length"])
@@ -244,7 +243,7 @@ def _gather_batch(cfg: DoprConfig, selector: Selector, ctx: SelectContext,
     if not parts:
         return None, seen["rewards"], seen
     ro = concat_rollouts(parts, pad_id)
-    return ro, torch.cat([r for _, r in kept]), seen
+    return ro, torch.cat(kept), seen
 
 
 def train(cfg: DoprConfig, *, policy: Policy | None = None,
