@@ -15,14 +15,16 @@ so the same function works in dopr_lite's loop and inside TRL's
 Model output is only ever parsed, never evaluated.  Rewards never raise:
 anything they cannot parse (garbage, empty, huge or mangled text) scores 0.
 Inputs are capped at ``MAX_CHARS`` characters (the tail is kept, since the
-final answer comes last) so that one pathological completion cannot stall a
-step.
+final answer comes last).  math-verify runs in a child process with a hard
+deadline (:mod:`dopr_lite.sandbox`): a LaTeX bomb such as ``9^{9^{9^9}}``
+makes sympy compute for minutes in C, where neither math-verify's
+``signal.alarm`` timeouts (main thread only) nor a thread can stop it, so
+the worker is killed and the completion scores 0.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from decimal import Decimal, InvalidOperation
 
 MAX_CHARS = 4096
@@ -73,10 +75,16 @@ def answers_equal(pred: str | None, gold: str) -> bool:
 
 
 def _safe(score_one):
-    """Run a per-completion scorer; any exception scores 0."""
+    """Run a per-completion scorer; any exception scores 0, except that a
+    checker which cannot run at all (its sandbox does not start) raises,
+    so a broken install never scores every completion 0 silently."""
     def run(completion, gold) -> float:
+        from dopr_lite.sandbox import SandboxError
+
         try:
             return float(score_one(completion_text(completion), gold))
+        except SandboxError:
+            raise
         except Exception:  # a reward must never crash a training step
             return 0.0
     return run
@@ -92,6 +100,11 @@ def exact_answer_reward(completions, answer, **_) -> list[float]:
     return [_exact(c, g) for c, g in zip(completions, answer, strict=True)]
 
 
+MATH_VERIFY_TIMEOUT = 1  # seconds for each math-verify parse/verify
+SANDBOX_DEADLINE = 4.0  # hard bound on one math-verify call, in seconds
+_SANDBOX = None
+
+
 def parse_gold_math(gold: str):
     """Parse a gold answer for math-verify (``#### n`` or LaTeX/plain)."""
     from math_verify import parse
@@ -102,34 +115,79 @@ def parse_gold_math(gold: str):
         s = marked
     if "\\boxed" not in s and "$" not in s:
         s = f"${s}$"
-    return parse(s, parsing_timeout=_timeout())
+    return parse(s, parsing_timeout=MATH_VERIFY_TIMEOUT)
 
 
-def _timeout():
-    # math-verify's timeouts use signal.alarm, which only works on the main
-    # thread; elsewhere we rely on MAX_CHARS to bound the work.
-    main = threading.current_thread() is threading.main_thread()
-    return 5 if main else None
+_gold_cache: dict = {}
+
+
+def math_score(text: str, gold: str) -> float:
+    """math-verify's verdict on ``text`` against ``gold`` (unguarded).
+
+    Runs inside the sandbox worker (:mod:`dopr_lite.sandbox`), on its main
+    thread, so math-verify's own signal timeouts work; gold answers are
+    parsed once per worker and cached.
+    """
+    from math_verify import parse, verify
+
+    if gold not in _gold_cache:
+        if len(_gold_cache) > 10_000:
+            _gold_cache.clear()
+        _gold_cache[gold] = parse_gold_math(gold)
+    gold_parsed = _gold_cache[gold]
+    if not gold_parsed:
+        return 0.0
+    pred = parse(text, parsing_timeout=MATH_VERIFY_TIMEOUT)
+    if not pred:
+        return 0.0
+    ok = verify(gold_parsed, pred, timeout_seconds=MATH_VERIFY_TIMEOUT)
+    return 1.0 if ok else 0.0
+
+
+def math_gold_parses(gold: str) -> bool:
+    """Whether math-verify can parse ``gold`` (runs in the sandbox)."""
+    from dopr_lite.sandbox import SandboxCrash, SandboxTimeout
+
+    try:
+        return bool(_sandbox()("gold_ok", str(gold)))
+    except (SandboxTimeout, SandboxCrash):
+        return False
+
+
+def _gold_ok_raw(gold: str) -> bool:
+    return bool(parse_gold_math(gold))
+
+
+def _dispatch(name: str, *args):
+    """The sandbox worker's entry: one of this module's pure scorers."""
+    fn = {"math_score": math_score, "gold_ok": _gold_ok_raw}[name]
+    return fn(*args)
+
+
+def _sandbox():
+    global _SANDBOX
+    if _SANDBOX is None:
+        from dopr_lite.sandbox import Sandbox
+
+        _SANDBOX = Sandbox("dopr_lite.rewards:_dispatch",
+                           deadline=SANDBOX_DEADLINE)
+    return _SANDBOX
 
 
 @_safe
 def _math(text: str, gold) -> float:
-    from math_verify import parse, verify
+    from dopr_lite.sandbox import SandboxTimeout
 
-    gold_parsed = gold if isinstance(gold, list) else parse_gold_math(gold)
-    if not gold_parsed:
-        return 0.0
     text = text[-MAX_CHARS:]
     marked = final_answer(text)
     if marked is not None:
         if answers_equal(marked, str(gold)):
             return 1.0
         text = f"${marked}$"
-    pred = parse(text, parsing_timeout=_timeout())
-    if not pred:
+    try:
+        return float(_sandbox()("math_score", text, str(gold)))
+    except SandboxTimeout:  # counted in _sandbox().timeouts
         return 0.0
-    return 1.0 if verify(gold_parsed, pred,
-                         timeout_seconds=_timeout()) else 0.0
 
 
 def math_verify_reward(completions, answer, **_) -> list[float]:

@@ -1,5 +1,6 @@
 """Shared fixtures.  Nothing here touches the network or $HOME."""
 
+import json
 import os
 import tempfile
 
@@ -38,3 +39,21 @@ def embedded_policy():
     from dopr_lite.policy import load_policy
 
     return load_policy(use_lora=False)
+
+
+_RELIABILITY: dict = {}
+
+
+@pytest.fixture(scope="session")
+def reliability_log():
+    """Counts the reliability tests report (fuzz cases, kill points, bad
+    inputs); written to $DOPR_RELIABILITY_LOG at the end of the session
+    (``bench/reliability.py`` reads it)."""
+    return _RELIABILITY
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("DOPR_RELIABILITY_LOG")
+    if path and _RELIABILITY:
+        with open(path, "w") as fh:
+            json.dump(_RELIABILITY, fh, indent=1)
