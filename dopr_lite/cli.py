@@ -37,14 +37,19 @@ def parse_overrides(pairs: list[str]) -> dict:
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise ConfigError(f"--set {key}: expected true or false")
             out[key] = raw.lower() in ("true", "1")
-        elif kind in ("int", int):
-            out[key] = int(raw)
-        elif kind in ("float", float):
-            out[key] = float(raw)
-        elif kind in ("dict", dict):
-            out[key] = json.loads(raw)
-        else:
-            out[key] = raw
+            continue
+        try:
+            if kind in ("int", int):
+                out[key] = int(raw)
+            elif kind in ("float", float):
+                out[key] = float(raw)
+            elif kind in ("dict", dict):
+                out[key] = json.loads(raw)
+            else:
+                out[key] = raw
+        except ValueError as err:
+            raise ConfigError(f"--set {key}: expected a {kind} value, got "
+                              f"{raw!r}") from err
     return out
 
 
@@ -177,9 +182,18 @@ def main(argv=None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     try:
         return args.func(args)
-    except ConfigError as err:
+    except user_errors() as err:  # one message, no traceback
         print(f"dopr-lite: {err}", file=sys.stderr)
         return 2
+
+
+def user_errors() -> tuple:
+    """Errors that name a fix for the user: shown without a traceback."""
+    from dopr_lite.data import DataError
+    from dopr_lite.policy import PolicyLoadError
+    from dopr_lite.train import CheckpointError
+
+    return ConfigError, DataError, PolicyLoadError, CheckpointError
 
 
 if __name__ == "__main__":

@@ -8,12 +8,25 @@ Every run writes its config as JSON next to its results.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 SCALE_REWARDS = ("group", "batch", "none")
+DTYPES = ("float32", "bfloat16", "float16")
+BAD_ROWS = ("error", "skip")
+_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool,
+          "dict": dict}
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:  # None there means "import blocked"
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
 
 
 class ConfigError(ValueError):
@@ -43,6 +56,8 @@ class DoprConfig:
     n_test: int = 300  # held-out prompts for evaluation
     data_seed: int = 0  # seed of the synthetic task's problem draw
     reward: str = "exact"  # "exact", "math_verify" (+ ",format")
+    bad_rows: str = "error"  # a bad data row: "error", or "skip" (counted
+    #                          and reported, never scored)
 
     # --- Rollouts -----------------------------------------------------------
     num_generations: int = 8  # G, rollouts per prompt (TRL default 8)
@@ -96,7 +111,8 @@ class DoprConfig:
             model="Qwen/Qwen2.5-Math-1.5B", dtype="bfloat16",
             load_in_4bit=True, lora_r=32, lora_alpha=64,
             gradient_checkpointing=True, dataset="gsm8k",
-            reward="math_verify", max_new_tokens=768, learning_rate=1e-5,
+            reward="math_verify", bad_rows="skip", max_new_tokens=768,
+            learning_rate=1e-5,
             micro_batch=4, prompts_per_step=8, n_test=500, eval_batch=32,
             eval_every=10, save_every=10)
         base.update(overrides)
@@ -110,6 +126,11 @@ class DoprConfig:
         def bad(name, why):
             raise ConfigError(f"config field {name!r}: {why}")
 
+        for f in fields(self):  # types first: a "8" from JSON is no int
+            value, want = getattr(self, f.name), _TYPES[f.type]
+            if not isinstance(value, want) or (
+                    isinstance(value, bool) and f.type != "bool"):
+                bad(f.name, f"expected {f.type}, got {value!r}")
         if self.num_generations < 2:
             bad("num_generations", "GRPO needs G >= 2 rollouts per prompt "
                 "to compare them (got %d)" % self.num_generations)
@@ -130,19 +151,51 @@ class DoprConfig:
             bad("temperature", "must be > 0 for sampled rollouts")
         if not 0 < self.top_p <= 1:
             bad("top_p", "must be in (0, 1]")
+        for name in ("learning_rate", "max_grad_norm", "lora_alpha"):
+            if not getattr(self, name) > 0:
+                bad(name, "must be > 0")
+        if not 0 <= self.lora_dropout < 1:
+            bad("lora_dropout", "must be in [0, 1)")
+        if self.epsilon < 0 or self.epsilon_high < 0 or self.top_k < 0:
+            bad("epsilon" if self.epsilon < 0 else "epsilon_high"
+                if self.epsilon_high < 0 else "top_k", "must be >= 0")
+        for name in ("dtype", "bnb_compute_dtype"):
+            if getattr(self, name) not in DTYPES:
+                bad(name, f"use one of {DTYPES}")
+        if self.bad_rows not in BAD_ROWS:
+            bad("bad_rows", f"use one of {BAD_ROWS}")
         if self.load_in_4bit and not self.use_lora:
             bad("load_in_4bit", "4-bit weights cannot be trained directly; "
                 "set use_lora=True (QLoRA)")
+        if self.load_in_4bit and not _installed("bitsandbytes"):
+            bad("load_in_4bit", "4-bit loading needs bitsandbytes, which is "
+                "not installed; `pip install bitsandbytes` or set "
+                "load_in_4bit=False")
+        # names resolve now, not at step 1 of a long run
+        from dopr_lite.rewards import get_reward
+        from dopr_lite.select import make_selector
+
+        get_reward(self.reward)
+        make_selector(self.selector, **self.selector_args)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        """Write the config as JSON, atomically (temp file + rename)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> "DoprConfig":
-        data = json.loads(Path(path).read_text())
+        try:
+            data = json.loads(Path(path).read_text())
+        except ValueError as err:
+            raise ConfigError(f"{path}: not a JSON config ({err})") from err
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object of fields")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -3,8 +3,11 @@
 Every source becomes a ``datasets.Dataset`` with at least ``prompt`` and
 ``answer`` columns (strings) plus an ``id``, split into an RL pool and a
 held-out test set.  Gold answers are extracted once here (GSM8K's
-``#### n``, MATH's ``\\boxed{}``); rows without a usable answer are counted
-and skipped, and the count and first ids are reported, never silently
+``#### n``, MATH's ``\\boxed{}``) and checked against the configured reward
+(a number for ``exact``; parsable for ``math_verify``).  A bad row (missing
+or empty question/answer, wrong type, duplicated id, unparsable gold) is an
+error naming the file, row and field; with ``bad_rows="skip"`` it is skipped
+and counted, and the counts and first ids are reported, never silently
 scored 0.
 
 Real-model prompts are formatted with the tokenizer's chat template when it
@@ -38,7 +41,7 @@ class DataError(ValueError):
 class PromptData:
     train: object  # datasets.Dataset: the RL prompt pool
     test: object  # datasets.Dataset: held-out prompts
-    skipped: dict  # reason -> {"count": n, "first_ids": [...]}
+    skipped: dict  # "file: field" -> {"count", "first_ids", "example"}
 
 
 def boxed_answer(text: str) -> str | None:
@@ -81,51 +84,138 @@ def format_prompt(question: str, tokenizer=None) -> str:
     return f"Question: {question}\n{INSTRUCTION}\nAnswer: "
 
 
-def _rows_to_dataset(rows, source: str, tokenizer, skipped: dict,
-                     question_key="question", answer_key="answer"):
+QUESTION_KEYS = ("question", "problem", "prompt")
+ANSWER_KEYS = ("answer", "solution")
+
+
+def _field(row: dict, keys) -> tuple[str, object]:
+    """The first of ``keys`` present in ``row`` (name, value)."""
+    for k in keys:
+        if k in row:
+            return k, row[k]
+    return keys[0], None
+
+
+def row_problem(row, reward: str) -> tuple[str, str] | None:
+    """``(field, what is wrong)`` for an unusable row, or None.
+
+    Checks types and emptiness, that a gold answer can be extracted, and
+    that the configured reward can parse it (gold answers are parsed once,
+    here, so a bad one can never score every completion 0 or 1 silently).
+    """
+    from dopr_lite.rewards import gold_problem
+
+    if not isinstance(row, dict):
+        return "row", f"expected an object, got {type(row).__name__}"
+    rid = row.get("id", row.get("unique_id"))
+    if rid is not None and (isinstance(rid, bool)
+                            or not isinstance(rid, (str, int))):
+        return "id", f"must be a string or integer, got {type(rid).__name__}"
+    qkey, q = _field(row, QUESTION_KEYS)
+    if q is None:
+        return qkey, f"missing (looked for {'/'.join(QUESTION_KEYS)})"
+    if not isinstance(q, str):
+        return qkey, f"must be a string, got {type(q).__name__}"
+    if not q.strip():
+        return qkey, "empty"
+    akey, raw = _field(row, ANSWER_KEYS)
+    if raw is None:
+        return akey, f"missing (looked for {'/'.join(ANSWER_KEYS)})"
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        return akey, f"must be a string or number, got {type(raw).__name__}"
+    gold = gold_answer(raw)
+    if gold is None:
+        return akey, (f"no usable answer in {str(raw)[:60]!r} (expected "
+                      "'#### n', '\\boxed{...}' or a plain answer)")
+    why = gold_problem(reward, gold)
+    if why:
+        return akey, f"gold answer {gold[:60]!r} {why}"
+    return None
+
+
+def _rows_to_dataset(rows, labels, source: str, cfg: DoprConfig, tokenizer,
+                     skipped: dict, seen: set):
+    """Checked rows -> Dataset; bad rows raise or are skipped and counted.
+
+    ``labels`` name each row in messages ("line 7", "row 3"); ``seen``
+    carries ids across splits, so a duplicate is caught wherever it is.
+    """
     from datasets import Dataset
 
-    out, seen = [], set()
-    for i, row in enumerate(rows):
-        rid = str(row.get("id", row.get("unique_id", i)))
-        q = row.get(question_key, row.get("problem", row.get("prompt")))
-        gold = gold_answer(row.get(answer_key, row.get("solution")))
-        reason = None
-        if not isinstance(q, str) or not q.strip():
-            reason = f"{source}: missing or empty question"
-        elif gold is None:
-            reason = f"{source}: no usable gold answer"
-        elif rid in seen:
-            raise DataError(f"{source}: row {i}: duplicated id {rid!r}")
-        if reason:
-            entry = skipped.setdefault(reason, {"count": 0, "first_ids": []})
+    out = []
+    for row, where in zip(rows, labels, strict=True):
+        problem = row_problem(row, cfg.reward)
+        rid = (str(row.get("id", row.get("unique_id", where)))
+               if isinstance(row, dict) else where)
+        if problem is None and rid in seen:
+            problem = ("id", f"duplicated id {rid!r}")
+        if problem is not None:
+            name, why = problem
+            if cfg.bad_rows != "skip":
+                raise DataError(
+                    f"{source}: {where}: field {name!r}: {why}. Fix the "
+                    "row, or set bad_rows='skip' to skip such rows (they "
+                    "are counted and reported)")
+            entry = skipped.setdefault(
+                f"{source}: field {name!r}",
+                {"count": 0, "first_ids": [], "example": f"{where}: {why}"})
             entry["count"] += 1
             if len(entry["first_ids"]) < 5:
                 entry["first_ids"].append(rid)
             continue
         seen.add(rid)
+        q = _field(row, QUESTION_KEYS)[1]
         out.append({"id": rid, "prompt": format_prompt(q, tokenizer),
-                    "answer": gold})
+                    "answer": gold_answer(_field(row, ANSWER_KEYS)[1])})
     if not out:
         raise DataError(f"{source}: no usable rows")
     return Dataset.from_list(out)
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSONL file; anything else is a DataError naming the line."""
+    return [row for _, row in _read_jsonl_lines(path)]
+
+
+def _read_jsonl_lines(path: Path) -> list[tuple[int, object]]:
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}: line {lineno}: not UTF-8 text; "
+                                "expected JSONL (one JSON object per line)"
+                                ) from err
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}: line {lineno}: not JSON ({err.msg})"
+                                "; expected JSONL (one JSON object per line)"
                                 ) from err
             if not isinstance(row, dict):
-                raise DataError(f"{path}: line {lineno}: expected an object")
-            rows.append(row)
+                raise DataError(f"{path}: line {lineno}: expected a JSON "
+                                f"object, got {type(row).__name__}")
+            rows.append((lineno, row))
     return rows
+
+
+def read_rows(path: Path) -> tuple[list[dict], list[str]]:
+    """Rows and their labels from a ``.jsonl`` or ``.parquet`` file."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except Exception as err:  # pyarrow raises several kinds
+            raise DataError(f"{path}: not a readable Parquet file ({err})"
+                            ) from err
+        return rows, [f"row {i}" for i in range(len(rows))]
+    pairs = _read_jsonl_lines(path)
+    return [r for _, r in pairs], [f"line {n}" for n, _ in pairs]
 
 
 def _hub_dataset(name: str):
@@ -155,23 +245,34 @@ def load_prompts(cfg: DoprConfig, tokenizer=None) -> PromptData:
             skipped={})
     skipped: dict = {}
     if cfg.dataset in HUB_SOURCES:
-        train_rows, test_rows = _hub_dataset(cfg.dataset)
+        train_rows, test_rows = map(list, _hub_dataset(cfg.dataset))
         if cfg.dataset == "math500":  # one split: hold out its tail
-            rows = list(train_rows)
+            rows = train_rows
             train_rows, test_rows = rows[:-cfg.n_test], rows[-cfg.n_test:]
-        src = cfg.dataset
+        train_labels = [f"train row {i}" for i in range(len(train_rows))]
+        test_labels = [f"test row {i}" for i in range(len(test_rows))]
+        src = HUB_SOURCES[cfg.dataset][0]
     else:
         path = Path(cfg.dataset)
         if not path.is_file():
             raise ConfigError(f"config field 'dataset': {cfg.dataset!r} is "
                               "neither 'embedded', "
                               f"{sorted(HUB_SOURCES)} nor a file")
-        rows = read_jsonl(path)
-        test_rows = rows[-cfg.n_test:]
-        train_rows = rows[:-cfg.n_test]
+        rows, labels = read_rows(path)
+        if len(rows) <= cfg.n_test:
+            raise ConfigError(
+                f"config field 'n_test': {path} has {len(rows)} rows and "
+                f"n_test={cfg.n_test} holds out the last {cfg.n_test}, "
+                "leaving none to train on; lower n_test")
+        cut = len(rows) - cfg.n_test
+        train_rows, test_rows = rows[:cut], rows[cut:]
+        train_labels, test_labels = labels[:cut], labels[cut:]
         src = str(path)
-    train = _rows_to_dataset(train_rows, src, tokenizer, skipped)
-    test = _rows_to_dataset(test_rows, src, tokenizer, skipped)
+    seen: set = set()
+    train = _rows_to_dataset(train_rows, train_labels, src, cfg, tokenizer,
+                             skipped, seen)
+    test = _rows_to_dataset(test_rows, test_labels, src, cfg, tokenizer,
+                            skipped, seen)
     if cfg.n_train and len(train) > cfg.n_train:
         train = train.select(range(cfg.n_train))
     if len(test) > cfg.n_test:

@@ -141,8 +141,11 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
     if overrides:
         cfg = DoprConfig(**{**cfg.to_dict(), **overrides})
     device = pick_device(cfg.device)
-    if cfg.dtype not in _DTYPES:
-        raise ConfigError(f"config field 'dtype': use one of {list(_DTYPES)}")
+    if cfg.load_in_4bit and device.type not in ("cuda", "cpu"):
+        raise ConfigError(
+            f"config field 'load_in_4bit': bitsandbytes' 4-bit layers do not "
+            f"run on {device.type!r}; set load_in_4bit=False (LoRA on "
+            "bfloat16/float16 weights) or device='cpu'")
     source = resolve_source(cfg.model)
     kwargs = dict(dtype=_DTYPES[cfg.dtype], use_safetensors=True,
                   trust_remote_code=cfg.trust_remote_code)

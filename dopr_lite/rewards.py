@@ -155,7 +155,9 @@ def math_gold_parses(gold: str) -> bool:
 
 
 def _gold_ok_raw(gold: str) -> bool:
-    return bool(parse_gold_math(gold))
+    # math-verify returns [expression, text] when it parses, [text] or []
+    # when it only has the raw string to compare
+    return len(parse_gold_math(gold)) >= 2
 
 
 def _dispatch(name: str, *args):
@@ -231,6 +233,21 @@ def combined_reward(names, weights=None):
 
     reward.__name__ = "+".join(names)
     return reward
+
+
+def gold_problem(spec: str, gold: str) -> str | None:
+    """Why the rewards in ``spec`` cannot use ``gold``, or None if they can.
+
+    Checked once per row when data is loaded, so a gold answer no reward
+    can match never silently scores every completion 0 (or a lenient one 1).
+    """
+    names = {s.strip() for s in spec.split(",")}
+    if "exact" in names and normalise_number(str(gold)) is None:
+        return ("is not a number (reward 'exact' compares numbers; use "
+                "reward='math_verify' for symbolic answers)")
+    if "math_verify" in names and not math_gold_parses(gold):
+        return "cannot be parsed by math-verify"
+    return None
 
 
 def get_reward(spec: str):

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from dopr_lite.config import DoprConfig
+from dopr_lite.config import ConfigError, DoprConfig
 from dopr_lite.data import (DataError, boxed_answer, format_prompt,
-                            gold_answer, load_prompts, read_jsonl)
+                            gold_answer, load_prompts, read_rows)
 
 
 def test_gold_answer_forms():
@@ -26,35 +26,108 @@ def test_embedded_prompts():
     assert not set(d.train["prompt"]) & set(d.test["prompt"])
 
 
-def test_jsonl_file_with_bad_rows_is_reported(tmp_path):
-    rows = [{"id": f"q{i}", "question": f"what is {i}+1?",
-             "answer": f"#### {i + 1}"} for i in range(12)]
-    rows[2]["answer"] = "no marker here but text"  # plain text is usable
-    rows[3]["answer"] = ""  # unusable
-    rows[4]["question"] = "  "  # unusable
-    path = tmp_path / "d.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows))
+def _rows(n=12):
+    return [{"id": f"q{i}", "question": f"what is {i}+1?",
+             "answer": f"#### {i + 1}"} for i in range(n)]
+
+
+def _write(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+# what is wrong with the 4th row -> (spoil it, the field named, reward)
+BAD_ROWS = {
+    "missing question": (lambda r: r.pop("question"), "question", "exact"),
+    "empty question": (lambda r: r.update(question="  "), "question",
+                       "exact"),
+    "question not a string": (lambda r: r.update(question=7), "question",
+                              "exact"),
+    "missing answer": (lambda r: r.pop("answer"), "answer", "exact"),
+    "empty answer": (lambda r: r.update(answer=""), "answer", "exact"),
+    "answer a list": (lambda r: r.update(answer=[1]), "answer", "exact"),
+    "answer a bool": (lambda r: r.update(answer=True), "answer", "exact"),
+    "empty boxed": (lambda r: r.update(answer="so \\boxed{}"), "answer",
+                    "exact"),
+    "text gold for a numeric reward": (
+        lambda r: r.update(answer="#### seven"), "answer", "exact"),
+    "gold math-verify cannot parse": (
+        lambda r: r.update(answer="#### \\frac{"), "answer", "math_verify"),
+    "id a dict": (lambda r: r.update(id={"a": 1}), "id", "exact"),
+    "duplicated id": (lambda r: r.update(id="q0"), "id", "exact"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ROWS))
+def test_bad_row_is_an_error_naming_file_line_and_field(
+        tmp_path, case, reliability_log):
+    spoil, field, reward = BAD_ROWS[case]
+    rows = _rows()
+    spoil(rows[3])
+    path = _write(tmp_path / "d.jsonl", rows)
+    cfg = DoprConfig(dataset=str(path), n_test=4, reward=reward)
+    with pytest.raises(DataError) as err:
+        load_prompts(cfg)
+    msg = str(err.value)
+    assert f"d.jsonl: line 4: field '{field}'" in msg, msg
+    assert "bad_rows='skip'" in msg
+    # skipping instead: the row is counted and reported, the rest kept
+    d = load_prompts(DoprConfig(dataset=str(path), n_test=4, reward=reward,
+                                bad_rows="skip"))
+    assert len(d.train) + len(d.test) == 11
+    (info,) = d.skipped.values()
+    assert info["count"] == 1 and "line 4" in info["example"]
+    reliability_log.setdefault("bad_input_cases", {})[f"row: {case}"] = msg
+
+
+def test_numeric_answers_and_parquet_files_work(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(_rows()), path)
     d = load_prompts(DoprConfig(dataset=str(path), n_test=4, n_train=0))
-    assert len(d.train) + len(d.test) == 10
-    reasons = {k: v["count"] for k, v in d.skipped.items()}
-    assert sum(reasons.values()) == 2
-    assert any("q3" in v["first_ids"] for v in d.skipped.values())
+    assert len(d.train) == 8 and d.train[2]["answer"] == "3"
     assert d.train[0]["prompt"].startswith("Question: what is 0+1?")
+    rows = [{**r, "answer": i} for i, r in enumerate(_rows())]
+    d = load_prompts(DoprConfig(dataset=str(_write(tmp_path / "n.jsonl",
+                                                   rows)), n_test=4))
+    assert d.train[5]["answer"] == "5"
 
 
-def test_not_jsonl_names_file_and_line(tmp_path):
+BAD_FILES = {
+    "not json": (b'{"question": "a", "answer": "1"}\nnot json\n',
+                 "line 2: not JSON"),
+    "a json array": (b'[{"question": "a", "answer": "1"}]\n',
+                     "line 1: expected a JSON object, got list"),
+    "binary": (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "line 1: not UTF-8"),
+    "csv": (b"question,answer\nwhat,1\n", "line 1: not JSON"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_a_file_that_is_not_jsonl_names_file_and_line(
+        tmp_path, case, reliability_log):
+    content, expected = BAD_FILES[case]
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"question": "a", "answer": "1"}\nnot json\n')
-    with pytest.raises(DataError, match=r"bad.jsonl: line 2"):
-        read_jsonl(path)
-
-
-def test_duplicate_ids_are_an_error(tmp_path):
-    path = tmp_path / "dup.jsonl"
-    row = {"id": "x", "question": "q", "answer": "1"}
-    path.write_text("\n".join(json.dumps(row) for _ in range(3)))
-    with pytest.raises(DataError, match="duplicated id 'x'"):
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=f"bad.jsonl: {expected}") as err:
         load_prompts(DoprConfig(dataset=str(path), n_test=1))
+    reliability_log.setdefault("bad_input_cases", {})[f"file: {case}"] = \
+        str(err.value)
+
+
+def test_a_broken_parquet_file_is_named(tmp_path):
+    path = tmp_path / "d.parquet"
+    path.write_bytes(b"PAR1 definitely not parquet")
+    with pytest.raises(DataError, match="d.parquet: not a readable Parquet"):
+        read_rows(path)
+
+
+def test_too_few_rows_for_the_test_split_names_n_test(tmp_path):
+    path = _write(tmp_path / "d.jsonl", _rows(3))
+    with pytest.raises(ConfigError, match="'n_test'.*has 3 rows"):
+        load_prompts(DoprConfig(dataset=str(path), n_test=3))
 
 
 def test_offline_hub_dataset_fails_with_advice():
