@@ -151,9 +151,11 @@ class DoprConfig:
             bad("temperature", "must be > 0 for sampled rollouts")
         if not 0 < self.top_p <= 1:
             bad("top_p", "must be in (0, 1]")
-        for name in ("learning_rate", "max_grad_norm", "lora_alpha"):
+        for name in ("max_grad_norm", "lora_alpha"):
             if not getattr(self, name) > 0:
                 bad(name, "must be > 0")
+        if not self.learning_rate >= 0:  # 0: a control that cannot learn
+            bad("learning_rate", "must be >= 0")
         if not 0 <= self.lora_dropout < 1:
             bad("lora_dropout", "must be in [0, 1)")
         if self.epsilon < 0 or self.epsilon_high < 0 or self.top_k < 0:

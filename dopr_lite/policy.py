@@ -158,9 +158,11 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
             source, trust_remote_code=cfg.trust_remote_code)
         with _quiet_loading(source == str(EMBEDDED_DIR)):
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except OSError as err:
+    except (OSError, ValueError) as err:  # missing files, remote code
+        hint = (" Only safetensors weights are loaded (use_safetensors=True)."
+                if "safetensors" in str(err) else "")
         raise PolicyLoadError(f"could not load model {cfg.model!r}: {err}"
-                              ) from err
+                              f"{hint}") from err
     tok.padding_side = "left"  # generation pads on the left
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

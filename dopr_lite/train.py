@@ -19,9 +19,11 @@ written last; a directory is renamed into place only when complete).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
@@ -46,6 +48,61 @@ from dopr_lite.select import (PromptHistory, SelectContext, Selector,
 
 class CheckpointError(RuntimeError):
     """A checkpoint is incomplete or corrupt; it is reported, not loaded."""
+
+
+class NonFiniteError(RuntimeError):
+    """The policy keeps producing NaN/inf; the message names the knobs."""
+
+
+MAX_NONFINITE_STEPS = 3  # consecutive NaN/inf steps before giving up
+
+
+def _fault(point: str, step: int) -> bool:
+    """Crash-test hook: True where ``$DOPR_FAULT`` is ``point:step``.
+
+    The reliability tests set it to SIGKILL a run at an exact place (half
+    way through a checkpoint or a metrics line); unset, it costs nothing.
+    """
+    return os.environ.get("DOPR_FAULT") == f"{point}:{step}"
+
+
+def _is_nonfinite(err: RuntimeError) -> bool:
+    """torch.multinomial's complaint about NaN/inf sampling probabilities."""
+    return "probability tensor contains either `inf`, `nan`" in str(err)
+
+
+@contextlib.contextmanager
+def _stop_after_step(log):
+    """Ctrl-C finishes the current step, then the loop checkpoints and stops
+    (a second Ctrl-C stops at once, losing only the current step).  Yields a
+    function that tells whether Ctrl-C was pressed.  Off the main thread
+    signals cannot be caught, and Ctrl-C behaves as usual."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hits = []
+
+    def handler(signum, frame):
+        hits.append(signum)
+        if len(hits) > 1:
+            raise KeyboardInterrupt
+        log("\ninterrupted: finishing this step and saving a checkpoint "
+            "(Ctrl-C again to stop at once)")
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(hits)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _die() -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def candidate_batch(step: int, pool: int, size: int, seed: int) -> list[int]:
@@ -78,8 +135,12 @@ def _sha256(path: Path) -> str:
 
 
 def save_checkpoint(out_dir: Path, step: int, policy: Policy, optimizer,
-                    state: dict, keep: int = 1) -> Path:
-    """Write ``ckpt-<step>`` atomically: temp dir, manifest last, rename."""
+                    state: dict, keep: int = 2) -> Path:
+    """Write ``ckpt-<step>`` atomically: temp dir, manifest last, rename.
+
+    The ``keep`` newest are kept, so a checkpoint damaged on disk later
+    still leaves an older one to resume from.
+    """
     from safetensors.torch import save_file
 
     final = out_dir / f"ckpt-{step:06d}"
@@ -88,7 +149,13 @@ def save_checkpoint(out_dir: Path, step: int, policy: Policy, optimizer,
     tmp.mkdir(parents=True)
     weights = {n: p.detach().cpu().contiguous()
                for n, p in policy.trainable_parameters().items()}
+    bad = [n for n, w in weights.items() if not torch.isfinite(w).all()]
+    if bad:  # the update skips non-finite steps, so this is a bug
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"refusing to save non-finite weights: {bad}")
     save_file(weights, tmp / "trainable.safetensors")
+    if _fault("checkpoint", step):
+        _die()
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     (tmp / "state.json").write_text(json.dumps(state))
     files = ["trainable.safetensors", "optimizer.pt", "state.json"]
@@ -144,8 +211,13 @@ def load_checkpoint(path: Path, policy: Policy, optimizer) -> dict:
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value.to(params[name].device))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt",
-                                         weights_only=True))
+    try:  # weights_only: tensors and plain containers, never code
+        opt_state = torch.load(path / "optimizer.pt", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError and others
+        raise CheckpointError(f"{path / 'optimizer.pt'}: refused to load "
+                              f"({type(err).__name__}); it holds more than "
+                              "tensors") from err
+    optimizer.load_state_dict(opt_state)
     return json.loads((path / "state.json").read_text())
 
 
@@ -168,11 +240,18 @@ class RunResult:
         return self.evals[-1]["accuracy"]
 
 
-def _read_jsonl(path: Path, max_step: int) -> list[dict]:
+def _read_jsonl(path: Path, max_step: int, log=print) -> list[dict]:
+    """Rows up to ``max_step``; a torn line (a crash mid-write) is dropped."""
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines()
-            if line.strip()]
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if line.strip():
+                log(f"warning: {path}: line {n} is incomplete (a crash "
+                    "mid-write); dropped")
     return [r for r in rows if r["step"] <= max_step]
 
 
@@ -183,8 +262,13 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _append(path: Path, row: dict) -> None:
+    line = json.dumps(row) + "\n"
     with open(path, "a") as fh:
-        fh.write(json.dumps(row) + "\n")
+        if _fault(path.stem, row["step"]):  # a torn line, then death
+            fh.write(line[:len(line) // 2])
+            fh.flush()
+            _die()
+        fh.write(line)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -246,6 +330,27 @@ def _gather_batch(cfg: DoprConfig, selector: Selector, ctx: SelectContext,
     return ro, torch.cat(kept), seen
 
 
+def _metrics_row(step: int, counter: RolloutCounter, seen, ro, rewards,
+                 stats: dict, seconds: float, previous: list) -> dict:
+    """One metrics.jsonl row; ``seen`` is None when generation failed."""
+    prev = previous[-1] if previous else {}
+    seen = seen or {"prompts": [], "rewards": torch.full((1, 1), math.nan),
+                    "length": 0.0, "truncated": 0.0}
+    return {"step": step, "rollouts": counter.cost,
+            "tokens": counter.cost_tokens,
+            "probe_rollouts": counter.sequences["probe"],
+            "prompts": len(seen["prompts"]),
+            "trained_prompts": 0 if ro is None else len(rewards),
+            "picked": seen["prompts"][:8],
+            "reward_mean": seen["rewards"].mean().item(),
+            "frac_reward_zero_std": zero_std_fraction(seen["rewards"]),
+            "completion_length": seen["length"],
+            "truncated_frac": seen["truncated"],
+            **stats, "seconds": seconds,
+            "updates": prev.get("updates", 0) + (not stats["skipped"]),
+            "train_seconds": prev.get("train_seconds", 0.0) + seconds}
+
+
 def train(cfg: DoprConfig, *, policy: Policy | None = None,
           data: PromptData | None = None, reward_fn=None,
           selector: Selector | None = None, resume: bool = True,
@@ -283,6 +388,8 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
     step, elapsed = 0, 0.0
     result = RunResult(out_dir=out, counter=counter)
 
+    for stale in out.glob(".tmp-ckpt-*"):  # a crash mid-checkpoint
+        shutil.rmtree(stale, ignore_errors=True)
     ckpt = latest_checkpoint(out, log) if resume else None
     if ckpt is not None:
         state = load_checkpoint(ckpt, policy, opt)
@@ -295,8 +402,8 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
         for stale in ("metrics.jsonl", "eval.jsonl"):
             (out / stale).unlink(missing_ok=True)
     # rows written after the checkpoint belong to a run that crashed
-    result.metrics = _read_jsonl(out / "metrics.jsonl", step)
-    result.evals = _read_jsonl(out / "eval.jsonl", step)
+    result.metrics = _read_jsonl(out / "metrics.jsonl", step, log)
+    result.evals = _read_jsonl(out / "eval.jsonl", step, log)
     _write_jsonl(out / "metrics.jsonl", result.metrics)
     _write_jsonl(out / "eval.jsonl", result.evals)
 
@@ -360,59 +467,75 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
             counter.cost if cfg.max_rollouts else step),
             desc="rollouts" if cfg.max_rollouts else "steps",
             unit="ro" if cfg.max_rollouts else "step")
-    while _budget_left(cfg, step, counter):
-        t0 = time.time()
-        torch.manual_seed(step_seed(cfg.seed, step))
-        ctx = SelectContext(step=step, history=history, num_generations=G,
-                            seed=cfg.seed, probe=probe, entropy=entropy)
-        cost_before = counter.cost
-        ro, rewards, seen = _gather_batch(cfg, selector, ctx, rollout,
-                                          len(pool), tok.pad_token_id)
-        train_rewards = rewards
-        if shuffle_rewards:
-            perm = torch.randperm(rewards.numel())
-            train_rewards = rewards.view(-1)[perm].view_as(rewards)
-        stats: dict = {"skipped": "all groups have zero reward variance"}
-        if ro is not None:
-            adv = group_advantages(train_rewards, cfg.scale_rewards).view(-1)
-            if adv.abs().max() > 0:
-                for _ in range(cfg.num_iterations):
-                    stats = grpo_update(
-                        model, opt, ro, adv, loss_type=cfg.loss_type,
-                        max_new_tokens=cfg.max_new_tokens, beta=cfg.beta,
-                        entropy_coef=cfg.entropy_coef, eps_low=cfg.epsilon,
-                        eps_high=cfg.epsilon_high,
-                        temperature=cfg.temperature,
-                        micro_batch=cfg.micro_batch,
-                        max_grad_norm=cfg.max_grad_norm, trainable=params)
-        step += 1
-        prev = result.metrics[-1] if result.metrics else {}
-        seconds = time.time() - t0
-        row = {"step": step, "rollouts": counter.cost,
-               "tokens": counter.cost_tokens,
-               "probe_rollouts": counter.sequences["probe"],
-               "prompts": len(seen["prompts"]),
-               "trained_prompts": 0 if ro is None else len(rewards),
-               "picked": seen["prompts"][:8],
-               "reward_mean": seen["rewards"].mean().item(),
-               "frac_reward_zero_std": zero_std_fraction(seen["rewards"]),
-               "completion_length": seen["length"],
-               "truncated_frac": seen["truncated"],
-               **stats, "seconds": seconds,
-               "updates": prev.get("updates", 0) + (not stats["skipped"]),
-               "train_seconds": prev.get("train_seconds", 0.0) + seconds}
-        result.metrics.append(row)
-        _append(out / "metrics.jsonl", row)
-        if "finite" in row["skipped"]:  # zero-variance skips are routine
-            log(f"step {step}: update skipped ({row['skipped']})")
-        if bar is not None:
-            bar.update(counter.cost - cost_before if cfg.max_rollouts else 1)
-            bar.set_postfix(reward=f"{row['reward_mean']:.2f}",
-                            acc=f"{result.evals[-1]['accuracy']:.3f}")
-        if step % cfg.eval_every == 0:
-            run_eval()
-        if cfg.save_every and step % cfg.save_every == 0:
-            checkpoint()
+    nonfinite = 0  # consecutive steps with NaN/inf
+    with _stop_after_step(log) as interrupted:
+        while _budget_left(cfg, step, counter):
+            t0 = time.time()
+            torch.manual_seed(step_seed(cfg.seed, step))
+            ctx = SelectContext(step=step, history=history,
+                                num_generations=G, seed=cfg.seed,
+                                probe=probe, entropy=entropy)
+            cost_before = counter.cost
+            stats: dict = {"skipped": "all groups have zero reward variance"}
+            try:
+                ro, rewards, seen = _gather_batch(
+                    cfg, selector, ctx, rollout, len(pool), tok.pad_token_id)
+            except RuntimeError as err:
+                if not _is_nonfinite(err):
+                    raise
+                ro, rewards, seen = None, None, None
+                stats["skipped"] = f"non-finite logits in generation ({err})"
+            if ro is not None:
+                train_rewards = rewards
+                if shuffle_rewards:
+                    perm = torch.randperm(rewards.numel())
+                    train_rewards = rewards.view(-1)[perm].view_as(rewards)
+                adv = group_advantages(train_rewards,
+                                       cfg.scale_rewards).view(-1)
+                if adv.abs().max() > 0:
+                    for _ in range(cfg.num_iterations):
+                        stats = grpo_update(
+                            model, opt, ro, adv, loss_type=cfg.loss_type,
+                            max_new_tokens=cfg.max_new_tokens, beta=cfg.beta,
+                            entropy_coef=cfg.entropy_coef,
+                            eps_low=cfg.epsilon, eps_high=cfg.epsilon_high,
+                            temperature=cfg.temperature,
+                            micro_batch=cfg.micro_batch,
+                            max_grad_norm=cfg.max_grad_norm,
+                            trainable=params)
+            step += 1
+            row = _metrics_row(step, counter, seen, ro, rewards, stats,
+                               time.time() - t0, result.metrics)
+            result.metrics.append(row)
+            _append(out / "metrics.jsonl", row)
+            if "finite" in row["skipped"]:  # zero-variance skips are routine
+                log(f"step {step}: update skipped ({row['skipped']})")
+                nonfinite += 1
+                if nonfinite >= MAX_NONFINITE_STEPS:
+                    raise NonFiniteError(
+                        f"{nonfinite} steps in a row produced NaN/inf "
+                        f"({row['skipped']}); the weights are unchanged "
+                        "since the last good step. Lower learning_rate or "
+                        "max_grad_norm, or load in bfloat16/float32 rather "
+                        "than float16 (config field 'dtype')")
+            else:
+                nonfinite = 0
+            if bar is not None:
+                bar.update(counter.cost - cost_before if cfg.max_rollouts
+                           else 1)
+                bar.set_postfix(reward=f"{row['reward_mean']:.2f}",
+                                acc=f"{result.evals[-1]['accuracy']:.3f}")
+            if step % cfg.eval_every == 0:
+                run_eval()
+            if cfg.save_every and step % cfg.save_every == 0:
+                checkpoint()
+            if interrupted():
+                if bar is not None:
+                    bar.close()
+                checkpoint()
+                log(f"checkpoint saved at step {step} in {out}; run again "
+                    "to resume")
+                raise KeyboardInterrupt
     if bar is not None:
         bar.close()
     if result.evals[-1]["step"] != step:
