@@ -58,7 +58,7 @@ def main(argv=None) -> int:
         ("fuzzed completions per reward",
          ", ".join(f"{k} {v:,}" for k, v in fuzz.items()
                    if k != "slowest_s")),
-        ("slowest fuzzed completion (s)", fuzz.get("slowest_s")),
+        ("slowest fuzz batch, mean s per completion", fuzz.get("slowest_s")),
         ("LaTeX bombs (main thread / other thread)",
          " / ".join(f"{v['cases']} in {v['seconds']} s"
                     for v in bombs.values())),
