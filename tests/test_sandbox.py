@@ -8,13 +8,13 @@ from dopr_lite.sandbox import (Sandbox, SandboxCrash, SandboxError,
 
 
 def test_deadline_kills_the_worker_and_the_next_call_gets_a_new_one():
-    box = Sandbox("time:sleep", deadline=0.5)
+    box = Sandbox("time:sleep", deadline=2)
     try:
         assert box(0) is None
         t0 = time.time()
         with pytest.raises(SandboxTimeout):
             box(60)
-        assert time.time() - t0 < 5
+        assert time.time() - t0 < 10
         assert box(0) is None
         assert (box.starts, box.timeouts) == (2, 1)
     finally:
