@@ -191,9 +191,10 @@ def user_errors() -> tuple:
     """Errors that name a fix for the user: shown without a traceback."""
     from dopr_lite.data import DataError
     from dopr_lite.policy import PolicyLoadError
-    from dopr_lite.train import CheckpointError
+    from dopr_lite.train import CheckpointError, NonFiniteError, OutOfMemory
 
-    return ConfigError, DataError, PolicyLoadError, CheckpointError
+    return (ConfigError, DataError, PolicyLoadError, CheckpointError,
+            NonFiniteError, OutOfMemory)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class ConfigError(ValueError):
 class DoprConfig:
     # --- Model --------------------------------------------------------------
     model: str = "embedded:tiny"  # "embedded:tiny", a local dir or a hub id
+    tokenizer: str = ""  # tokenizer source if not the model's (same forms)
     device: str = "auto"  # "auto" picks cuda > mps > cpu; never overridden
     dtype: str = "float32"  # weights dtype: float32 | bfloat16 | float16
     load_in_4bit: bool = False  # NF4 via bitsandbytes (QLoRA, Dettmers 2023)

@@ -27,6 +27,9 @@ from dopr_lite.config import ConfigError, DoprConfig
 
 INSTRUCTION = ("Let's think step by step and output the final answer "
                "after \"####\".")
+# one-shot RLVR's instruction (Wang et al. 2025), for \\boxed{} answers
+BOXED_INSTRUCTION = ("Let's think step by step and output the final answer "
+                     "within \\boxed{}.")
 HUB_SOURCES = {
     "gsm8k": ("openai/gsm8k", "main", "train", "test"),
     "math500": ("HuggingFaceH4/MATH-500", None, "test", "test"),
@@ -75,13 +78,19 @@ def gold_answer(raw) -> str | None:
     return s.replace(",", "") if s else None
 
 
-def format_prompt(question: str, tokenizer=None) -> str:
+def instruction_for(reward: str) -> str:
+    """The answer-format instruction the configured reward can check."""
+    return BOXED_INSTRUCTION if "math_verify" in reward else INSTRUCTION
+
+
+def format_prompt(question: str, tokenizer=None,
+                  instruction: str = INSTRUCTION) -> str:
     """Wrap a question in the chat template when the tokenizer has one."""
     if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        msgs = [{"role": "user", "content": f"{question}\n{INSTRUCTION}"}]
+        msgs = [{"role": "user", "content": f"{question}\n{instruction}"}]
         return tokenizer.apply_chat_template(
             msgs, tokenize=False, add_generation_prompt=True)
-    return f"Question: {question}\n{INSTRUCTION}\nAnswer: "
+    return f"Question: {question}\n{instruction}\nAnswer: "
 
 
 QUESTION_KEYS = ("question", "problem", "prompt")
@@ -165,7 +174,8 @@ def _rows_to_dataset(rows, labels, source: str, cfg: DoprConfig, tokenizer,
             continue
         seen.add(rid)
         q = _field(row, QUESTION_KEYS)[1]
-        out.append({"id": rid, "prompt": format_prompt(q, tokenizer),
+        out.append({"id": rid, "prompt": format_prompt(
+                        q, tokenizer, instruction_for(cfg.reward)),
                     "answer": gold_answer(_field(row, ANSWER_KEYS)[1])})
     if not out:
         raise DataError(f"{source}: no usable rows")

@@ -106,3 +106,35 @@ def plot_comparison(results: dict, axes=("rollouts", "updates",
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_step_costs(runs: dict, title: str = ""):
+    """Seconds per step (rollouts vs update) and peak memory, per run.
+
+    Reads the ``rollout_seconds``, ``update_seconds`` and ``peak_memory_gb``
+    columns of each run's metrics (CUDA: peak allocated in the step; CPU:
+    the process's peak RSS so far).
+    """
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
+    labels = list(runs)
+    mean = {key: [sum(m[key] for m in r.metrics) / len(r.metrics)
+                  for r in runs.values()]
+            for key in ("rollout_seconds", "update_seconds")}
+    a.bar(labels, mean["rollout_seconds"], label="select + roll out + score")
+    a.bar(labels, mean["update_seconds"], bottom=mean["rollout_seconds"],
+          label="GRPO update")
+    a.set(ylabel="seconds per step (mean)", title="time per step")
+    a.legend(fontsize=7)
+    for label, r in runs.items():
+        b.plot([m["step"] for m in r.metrics],
+               [m["peak_memory_gb"] for m in r.metrics], marker=".",
+               label=label)
+    b.set(xlabel="step", ylabel="GB", title="peak memory per step")
+    b.legend(fontsize=7)
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -155,7 +155,8 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
             device.type == "cuda" else {"": device.type}
     try:
         tok = AutoTokenizer.from_pretrained(
-            source, trust_remote_code=cfg.trust_remote_code)
+            resolve_source(cfg.tokenizer) if cfg.tokenizer else source,
+            trust_remote_code=cfg.trust_remote_code)
         with _quiet_loading(source == str(EMBEDDED_DIR)):
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:  # missing files, remote code
@@ -168,13 +169,18 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
         tok.pad_token = tok.eos_token
     if not cfg.load_in_4bit:
         model.to(device)
+    # non-reentrant checkpointing: gradients reach LoRA adapters even
+    # though the frozen embeddings' outputs do not require grad
+    ckpt_kwargs = {"use_reentrant": False}
     if cfg.load_in_4bit:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+            model, use_gradient_checkpointing=cfg.gradient_checkpointing,
+            gradient_checkpointing_kwargs=ckpt_kwargs)
     elif cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs=ckpt_kwargs)
     if cfg.use_lora:
         from peft import LoraConfig, get_peft_model
 

@@ -27,6 +27,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,40 @@ class NonFiniteError(RuntimeError):
 
 
 MAX_NONFINITE_STEPS = 3  # consecutive NaN/inf steps before giving up
+
+
+class OutOfMemory(RuntimeError):
+    """The device ran out of memory; the message names the knobs to turn."""
+
+
+@contextlib.contextmanager
+def _oom_advice(cfg: DoprConfig, phase: str):
+    """Turn an out-of-memory error into one that says what to change."""
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        knobs = [f"num_generations={cfg.num_generations} (G)",
+                 f"max_new_tokens={cfg.max_new_tokens}",
+                 f"micro_batch={cfg.micro_batch}",
+                 f"lora_r={cfg.lora_r} (needs --fresh)"]
+        if phase == "evaluation":
+            knobs = [f"eval_batch={cfg.eval_batch}",
+                     f"eval_k={cfg.eval_k}"] + knobs[1:2]
+        elif cfg.selector in ("full", "dynamic"):
+            knobs.insert(0, f"prompts_per_step={cfg.prompts_per_step}")
+        if not cfg.gradient_checkpointing and phase == "update":
+            knobs.append("gradient_checkpointing=True")
+        if not cfg.load_in_4bit:
+            knobs.append("load_in_4bit=True")
+        used = ""
+        if torch.cuda.is_available():
+            total = torch.cuda.get_device_properties(0).total_memory
+            used = (f" (peak {torch.cuda.max_memory_allocated() / 1e9:.1f} "
+                    f"of {total / 1e9:.1f} GB)")
+        raise OutOfMemory(
+            f"out of device memory during the {phase}{used}. Lower one of: "
+            f"{', '.join(knobs)}; e.g. `--set micro_batch=1`. The last "
+            "checkpoint is intact: run again to resume.") from err
 
 
 def _fault(point: str, step: int) -> bool:
@@ -330,6 +365,25 @@ def _gather_batch(cfg: DoprConfig, selector: Selector, ctx: SelectContext,
     return ro, torch.cat(kept), seen
 
 
+def _reset_peak_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _peak_memory_gb() -> float:
+    """Peak device memory of this step on CUDA (allocated by torch); on
+    CPU the process's peak resident memory so far."""
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 1e9, 3)
+    try:
+        import resource
+    except ImportError:  # Windows
+        return float("nan")
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes vs KiB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    return round(peak / 1e9, 3)
+
+
 def _metrics_row(step: int, counter: RolloutCounter, seen, ro, rewards,
                  stats: dict, seconds: float, previous: list) -> dict:
     """One metrics.jsonl row; ``seen`` is None when generation failed."""
@@ -407,12 +461,16 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
     _write_jsonl(out / "metrics.jsonl", result.metrics)
     _write_jsonl(out / "eval.jsonl", result.evals)
 
+    def evaluate_(*args, **kwargs):
+        with _oom_advice(cfg, "evaluation"):
+            return evaluate(*args, **kwargs)
+
     def run_eval():
         last = result.metrics[-1] if result.metrics else {}
         row = {"step": step, "rollouts": counter.cost,
                "updates": last.get("updates", 0),
                "train_seconds": last.get("train_seconds", 0.0),
-               **evaluate(model, tok, data.test, reward_fn, k=cfg.eval_k,
+               **evaluate_(model, tok, data.test, reward_fn, k=cfg.eval_k,
                           max_new_tokens=cfg.max_new_tokens,
                           temperature=cfg.temperature,
                           batch_size=cfg.eval_batch, seed=cfg.seed + 10_007,
@@ -450,6 +508,19 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
         selector.update(indices, rewards, ctx)
         return ro, rewards
 
+    def update(ro, adv) -> dict:
+        """GRPO's num_iterations updates on one batch of rollouts."""
+        with _oom_advice(cfg, "update"):
+            for _ in range(cfg.num_iterations):
+                stats = grpo_update(
+                    model, opt, ro, adv, loss_type=cfg.loss_type,
+                    max_new_tokens=cfg.max_new_tokens, beta=cfg.beta,
+                    entropy_coef=cfg.entropy_coef, eps_low=cfg.epsilon,
+                    eps_high=cfg.epsilon_high, temperature=cfg.temperature,
+                    micro_batch=cfg.micro_batch,
+                    max_grad_norm=cfg.max_grad_norm, trainable=params)
+        return stats
+
     def checkpoint():
         state = {"step": step, "elapsed": elapsed + time.time() - t_start,
                  "counter": counter.state_dict(),
@@ -477,35 +548,36 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
                                 probe=probe, entropy=entropy)
             cost_before = counter.cost
             stats: dict = {"skipped": "all groups have zero reward variance"}
+            _reset_peak_memory()
             try:
-                ro, rewards, seen = _gather_batch(
-                    cfg, selector, ctx, rollout, len(pool), tok.pad_token_id)
+                with _oom_advice(cfg, "rollouts"):
+                    ro, rewards, seen = _gather_batch(
+                        cfg, selector, ctx, rollout, len(pool),
+                        tok.pad_token_id)
             except RuntimeError as err:
                 if not _is_nonfinite(err):
                     raise
                 ro, rewards, seen = None, None, None
                 stats["skipped"] = f"non-finite logits in generation ({err})"
+            t_update = time.time()
             if ro is not None:
-                train_rewards = rewards
                 if shuffle_rewards:
                     perm = torch.randperm(rewards.numel())
-                    train_rewards = rewards.view(-1)[perm].view_as(rewards)
-                adv = group_advantages(train_rewards,
-                                       cfg.scale_rewards).view(-1)
+                    adv = group_advantages(
+                        rewards.view(-1)[perm].view_as(rewards),
+                        cfg.scale_rewards).view(-1)
+                else:
+                    adv = group_advantages(rewards, cfg.scale_rewards
+                                           ).view(-1)
                 if adv.abs().max() > 0:
-                    for _ in range(cfg.num_iterations):
-                        stats = grpo_update(
-                            model, opt, ro, adv, loss_type=cfg.loss_type,
-                            max_new_tokens=cfg.max_new_tokens, beta=cfg.beta,
-                            entropy_coef=cfg.entropy_coef,
-                            eps_low=cfg.epsilon, eps_high=cfg.epsilon_high,
-                            temperature=cfg.temperature,
-                            micro_batch=cfg.micro_batch,
-                            max_grad_norm=cfg.max_grad_norm,
-                            trainable=params)
+                    stats = update(ro, adv)
+            timing = {"rollout_seconds": t_update - t0,
+                      "update_seconds": time.time() - t_update,
+                      "peak_memory_gb": _peak_memory_gb()}
             step += 1
-            row = _metrics_row(step, counter, seen, ro, rewards, stats,
-                               time.time() - t0, result.metrics)
+            row = _metrics_row(step, counter, seen, ro, rewards,
+                               {**stats, **timing}, time.time() - t0,
+                               result.metrics)
             result.metrics.append(row)
             _append(out / "metrics.jsonl", row)
             if "finite" in row["skipped"]:  # zero-variance skips are routine

@@ -143,3 +143,50 @@ def test_chat_template_is_used_when_present():
             return "<user>" + msgs[0]["content"] + "<assistant>"
 
     assert format_prompt("1+1?", Tok()).startswith("<user>1+1?")
+
+
+def _fake_hub(monkeypatch):
+    """GSM8K and MATH-500 in their real schemas, served without a network."""
+    import datasets
+    from datasets import Dataset, DatasetDict
+
+    gsm = [{"question": f"Tom has {i} apples and buys 2. How many?",
+            "answer": f"{i} + 2 = {i + 2}\n#### {i + 2:,}"}
+           for i in range(999, 1011)]
+    gsm[1]["answer"] = "the marker was lost"  # a bad row
+    math = [{"problem": f"Simplify $\\frac{{{i}}}{{{2 * i}}}$.",
+             "solution": "... so \\boxed{\\frac{1}{2}}",
+             "answer": "\\frac{1}{2}", "subject": "Algebra", "level": 1,
+             "unique_id": f"test/algebra/{i}.json"} for i in range(1, 9)]
+    hub = {"openai/gsm8k": DatasetDict(train=Dataset.from_list(gsm[:8]),
+                                       test=Dataset.from_list(gsm[8:])),
+           "HuggingFaceH4/MATH-500": DatasetDict(
+               test=Dataset.from_list(math))}
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda repo, subset=None, **_: hub[repo])
+
+
+def test_gsm8k_rows_become_prompts_and_bad_rows_are_reported(monkeypatch):
+    _fake_hub(monkeypatch)
+    cfg = DoprConfig(dataset="gsm8k", n_test=4, bad_rows="skip")
+    d = load_prompts(cfg)
+    assert len(d.train) == 7 and len(d.test) == 4
+    assert d.train[0]["answer"] == "1001"  # "#### 1,001", comma dropped
+    (info,) = d.skipped.values()
+    assert info["count"] == 1 and info["first_ids"] == ["train row 1"]
+    assert info["example"].startswith("train row 1: gold answer")
+    assert list(d.skipped) == ["openai/gsm8k: field 'answer'"]
+    with pytest.raises(DataError, match="openai/gsm8k: train row 1: field "
+                       "'answer'"):
+        load_prompts(DoprConfig(dataset="gsm8k", n_test=4))
+
+
+def test_math500_uses_boxed_answers_and_one_shot_rlvr_format(monkeypatch):
+    _fake_hub(monkeypatch)
+    cfg = DoprConfig(dataset="math500", n_test=3, reward="math_verify")
+    d = load_prompts(cfg)
+    assert (len(d.train), len(d.test)) == (5, 3)
+    assert d.test[0]["id"] == "test/algebra/6.json"
+    assert d.train[0]["answer"] == "\\frac{1}{2}"
+    assert d.train[0]["prompt"].endswith(
+        "output the final answer within \\boxed{}.\nAnswer: ")

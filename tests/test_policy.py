@@ -136,3 +136,23 @@ def test_lora_init_depends_on_the_config_seed_only(random_tiny_dir):
     assert torch.equal(first, again)
     assert torch.equal(torch.random.get_rng_state(), before)  # untouched
     assert not torch.equal(first, adapter(1))
+
+
+def test_gradient_checkpointing_still_trains_lora(random_tiny_dir):
+    """Non-reentrant checkpointing: LoRA gets gradients although the
+    frozen embeddings' outputs do not require grad."""
+    from dopr_lite.grpo import grpo_update
+    from dopr_lite.rollout import generate_rollouts
+
+    pol = load_policy(model=random_tiny_dir, lora_r=4,
+                      gradient_checkpointing=True)
+    assert pol.model.base_model.model.is_gradient_checkpointing
+    ro = generate_rollouts(pol.model, pol.tokenizer, ["1+2=?"], 2,
+                           max_new_tokens=4, min_new_tokens=4)
+    params = pol.trainable_parameters()
+    before = {n: p.detach().clone() for n, p in params.items()}
+    opt = torch.optim.AdamW(list(params.values()), lr=1e-2)
+    st = grpo_update(pol.model, opt, ro, torch.tensor([1.0, -1.0]),
+                     max_new_tokens=4)
+    assert st["skipped"] == "" and st["grad_norm"] > 0
+    assert any(not torch.equal(p, before[n]) for n, p in params.items())

@@ -26,7 +26,8 @@ STEPS = 10
 RUNNER = ("import sys; from dopr_lite.config import DoprConfig; "
           "from dopr_lite.train import train; "
           "train(DoprConfig.load(sys.argv[1]), progress=False, figure=False)")
-TIMING = ("seconds", "train_seconds")
+TIMING = ("seconds", "train_seconds", "rollout_seconds", "update_seconds",
+          "peak_memory_gb")
 
 
 def _cfg(model_dir, out, **kw):

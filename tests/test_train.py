@@ -29,7 +29,8 @@ def _cfg(model_dir, out, **kw):
 
 
 def _rows(result):
-    timing = ("seconds", "train_seconds")
+    timing = ("seconds", "train_seconds", "rollout_seconds",
+              "update_seconds", "peak_memory_gb")
     return [{k: v for k, v in r.items() if k not in timing}
             for r in result.metrics]
 
@@ -188,3 +189,34 @@ def test_short_dopr_run_raises_heldout_accuracy(tmp_path):
     assert len(r.metrics) == 12 and r.counter.cost == 96
     assert r.final_accuracy >= r.base_accuracy + 0.10, (
         r.base_accuracy, r.final_accuracy)
+
+
+def test_out_of_memory_names_the_knobs(random_tiny_dir, tmp_path,
+                                       monkeypatch):
+    import dopr_lite.train as T
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to ...")
+
+    monkeypatch.setattr(T, "grpo_update", oom)
+    cfg = _cfg(random_tiny_dir, tmp_path, max_steps=2, eval_k=0)
+    with pytest.raises(T.OutOfMemory) as err:
+        train(cfg, progress=False, figure=False, reward_fn=lambda
+              completions, **_: [float(i % 2) for i in range(len(
+                  completions))])
+    msg = str(err.value)
+    for knob in ("during the update", "num_generations=4",
+                 "max_new_tokens=8", "micro_batch=64", "lora_r=4",
+                 "prompts_per_step=4", "gradient_checkpointing=True",
+                 "load_in_4bit=True", "resume"):
+        assert knob in msg, (knob, msg)
+
+
+def test_metrics_rows_carry_phase_times_and_memory(random_tiny_dir,
+                                                   tmp_path):
+    r = train(_cfg(random_tiny_dir, tmp_path, max_steps=1, eval_k=0),
+              progress=False, figure=False)
+    row = r.metrics[0]
+    assert row["rollout_seconds"] > 0 and row["update_seconds"] >= 0
+    assert row["rollout_seconds"] + row["update_seconds"] <= row["seconds"]
+    assert row["peak_memory_gb"] > 0.01  # CPU: the process's peak RSS

@@ -1,0 +1,43 @@
+"""The benchmarks' CPU modes run (their GPU numbers need a GPU)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_archs_match_the_published_parameter_counts():
+    from dopr_lite import archs
+
+    # Qwen2.5-0.5B: 0.49B, Qwen2.5-1.5B: 1.54B (model cards, tied embeddings)
+    assert abs(archs.num_parameters("qwen2.5-0.5b") / 1e9 - 0.494) < 0.005
+    assert abs(archs.num_parameters("qwen2.5-1.5b") / 1e9 - 1.544) < 0.005
+
+
+@pytest.mark.parametrize("four_bit", [True, False], ids=["4bit", "bf16"])
+def test_gpu_memory_bench_runs_a_small_config_on_cpu(tmp_path, four_bit):
+    from dopr_lite import archs
+
+    bench = _load("gpu_memory")
+    out = tmp_path / "gpu_memory.json"
+    args = ["--archs", "small", "--G", "4", "--prompts", "2",
+            "--new-tokens", "6", "--lora-r", "4", "--out", str(out)]
+    assert bench.main(args + ([] if four_bit else ["--no-4bit"])) == 0
+    result = json.loads(out.read_text())
+    dopr, full = result["results"]
+    assert (dopr["rule"], full["rule"]) == ("dopr", "full")
+    assert (dopr["rollouts"], full["rollouts"]) == (4, 8)
+    assert dopr["new_tokens"] == 4 * 6 and full["new_tokens"] == 8 * 6
+    assert dopr["update_skipped"] == full["update_skipped"] == ""
+    assert dopr["params_b"] == round(archs.num_parameters("small") / 1e9, 3)
+    assert "| small" in bench.table(result["results"])
