@@ -97,7 +97,8 @@ def resolve_source(name: str) -> str:
     return name
 
 
-def _quantization_config(cfg: DoprConfig):
+def quantization_config(cfg: DoprConfig):
+    """The bitsandbytes NF4 config that ``load_in_4bit`` asks for."""
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as err:
@@ -150,7 +151,7 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
     kwargs = dict(dtype=_DTYPES[cfg.dtype], use_safetensors=True,
                   trust_remote_code=cfg.trust_remote_code)
     if cfg.load_in_4bit:
-        kwargs["quantization_config"] = _quantization_config(cfg)
+        kwargs["quantization_config"] = quantization_config(cfg)
         kwargs["device_map"] = {"": device.index or 0} if \
             device.type == "cuda" else {"": device.type}
     try:

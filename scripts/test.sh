@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}
-ruff check dopr_lite tests bench
+ruff check dopr_lite tests bench examples
 # Unit tests and notebooks together, one file per worker (--dist loadfile
 # keeps a notebook's cells in order on one kernel).  The tiny model runs
 # ~20% slower on one thread than on two, so two one-thread workers finish

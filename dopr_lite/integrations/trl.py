@@ -1,0 +1,260 @@
+"""The DoPR rule inside TRL's ``GRPOTrainer``: scale out without a new trainer.
+
+:class:`DoprGRPOTrainer` is TRL's ``GRPOTrainer`` (so its LoRA/QLoRA options,
+vLLM, accelerate and DeepSpeed all work unchanged) with one difference: each
+time it generates, the prompts come from a dopr_lite selector instead of the
+dataloader's shuffle.  The selector sees the same things as in dopr_lite's
+own loop: a candidate batch (``prompts_per_step`` prompts, the same
+epoch-wise draw as :func:`dopr_lite.train.candidate_batch`), the per-prompt
+reward history, and the policy's first-token entropy on the candidates.
+
+How it hooks in (TRL 1.x; the two methods it overrides are internal, hence
+the version pin in the ``trl`` extra):
+
+* ``_generate_and_score_completions``: before generating, every process runs
+  the selector (so that a forward pass under ZeRO-3 involves every rank),
+  process 0's choice is broadcast, and each process takes its contiguous
+  slice of the chosen prompts repeated G times -- the layout TRL's own
+  sampler produces, so groups and advantages are formed as usual;
+* ``_calculate_rewards``: TRL gathers the rewards of all processes; the
+  selector is updated with them (the column of ``feedback_reward``, by
+  default the first reward function), on every process alike.
+
+The generation batch must hold exactly what the rule picks: one prompt for
+the one-prompt rules (``per_device_train_batch_size * steps_per_generation
+* processes == num_generations``), ``prompts_per_step`` prompts for
+``full``.  Rules that roll out more than they train (``fixed``'s probes,
+``dynamic``'s refills) are not supported here.
+
+Rollouts are counted exactly (``dopr/rollouts`` in TRL's logs).  The
+selector's state is written into each TRL checkpoint
+(``dopr_selector.json``) and restored by ``train(resume_from_checkpoint=...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from trl import GRPOTrainer
+
+from dopr_lite.config import ConfigError, DoprConfig
+from dopr_lite.rollout import RolloutCounter, prompt_entropy
+from dopr_lite.select import (PromptHistory, SelectContext, Selector,
+                              make_selector)
+from dopr_lite.train import candidate_batch
+
+STATE_FILE = "dopr_selector.json"
+ONE_PROMPT_RULES = ("random", "thompson", "dopr")
+
+
+def grpo_args(cfg: DoprConfig, output_dir: str, processes: int = 1,
+              **overrides):
+    """TRL's ``GRPOConfig`` with the settings of a :class:`DoprConfig`.
+
+    Same G, lengths, sampling, learning rate (constant), clipping, loss,
+    reward scaling, KL weight and seed as dopr_lite's loop; the per-device
+    batch holds one generation (``prompts x G`` rollouts) split over
+    ``processes``; the budget becomes ``max_steps``.
+    """
+    from trl import GRPOConfig
+
+    G = cfg.num_generations
+    prompts = cfg.prompts_per_step if cfg.selector == "full" else 1
+    per_step = prompts * G
+    if per_step % processes:
+        raise ConfigError(
+            f"a generation of {prompts} prompt(s) x G={G} = {per_step} "
+            f"rollouts cannot be split evenly over {processes} processes; "
+            "change num_generations or the process count")
+    if cfg.entropy_coef:
+        raise ConfigError("config field 'entropy_coef': TRL's GRPO has no "
+                          "entropy bonus; set it to 0")
+    if cfg.selector not in ONE_PROMPT_RULES + ("full",):
+        raise ConfigError(
+            f"config field 'selector': {cfg.selector!r} is not supported "
+            f"inside TRL; use one of {list(ONE_PROMPT_RULES) + ['full']}")
+    steps = cfg.max_steps or -(-cfg.max_rollouts // per_step)
+    cuda = torch.cuda.is_available()
+    kwargs = dict(
+        output_dir=output_dir, seed=cfg.seed, max_steps=steps,
+        per_device_train_batch_size=per_step // processes,
+        num_generations=G, max_completion_length=cfg.max_new_tokens,
+        temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="constant",
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
+        loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards,
+        epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, beta=cfg.beta,
+        num_iterations=cfg.num_iterations,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        bf16=cuda and cfg.dtype == "bfloat16", use_cpu=not cuda,
+        model_init_kwargs={"dtype": cfg.dtype},
+        logging_steps=1, report_to=[], disable_tqdm=True,
+        save_strategy="steps" if cfg.save_every else "no",
+        save_steps=cfg.save_every or 500)
+    kwargs.update(overrides)
+    return GRPOConfig(**kwargs)
+
+
+def lora_config(cfg: DoprConfig):
+    """peft's ``LoraConfig`` for TRL's ``peft_config`` (None: full FT)."""
+    if not cfg.use_lora:
+        return None
+    from peft import LoraConfig
+
+    target = cfg.lora_target if cfg.lora_target == "all-linear" else [
+        t.strip() for t in cfg.lora_target.split(",")]
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                      lora_dropout=cfg.lora_dropout, target_modules=target,
+                      task_type="CAUSAL_LM")
+
+
+class DoprGRPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` whose prompts are picked by a dopr_lite selector.
+
+    Takes every ``GRPOTrainer`` argument, plus ``selector`` (a name or a
+    :class:`~dopr_lite.select.Selector`), ``selector_args``,
+    ``prompts_per_step`` (candidates per generation) and ``feedback_reward``
+    (which reward function's column the selector learns from).
+    """
+
+    def __init__(self, *args, selector: str | Selector = "dopr",
+                 selector_args: dict | None = None,
+                 prompts_per_step: int = 8, feedback_reward: int = 0,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        name = selector if isinstance(selector, str) else None
+        if name is not None and name not in ONE_PROMPT_RULES + ("full",):
+            raise ConfigError(
+                f"selector {name!r} is not supported inside TRL (it rolls "
+                "out more than it trains); use one of "
+                f"{list(ONE_PROMPT_RULES) + ['full']}")
+        self.selector = (make_selector(name, **(selector_args or {}))
+                         if name is not None else selector)
+        self.prompts_per_step = prompts_per_step
+        self.feedback_reward = feedback_reward
+        self.history = PromptHistory()
+        self.counter = RolloutCounter()
+        self.generation = 0  # selection steps so far (candidate draws)
+        self._chosen: list[int] | None = None
+        per_generation = self.args.generation_batch_size // \
+            self.num_generations
+        want = prompts_per_step if name == "full" else 1
+        if per_generation != want:
+            raise ConfigError(
+                f"the generation batch holds {per_generation} prompts "
+                f"(generation_batch_size {self.args.generation_batch_size} / "
+                f"num_generations {self.num_generations}) but selector "
+                f"{name or type(selector).__name__!r} picks {want}; set "
+                "per_device_train_batch_size * steps_per_generation * "
+                f"processes = {want * self.num_generations}")
+
+    # --- selection -----------------------------------------------------------
+    def _prompt_text(self, index: int) -> str:
+        prompt = self.train_dataset[index]["prompt"]
+        if isinstance(prompt, str):
+            return prompt
+        return self.processing_class.apply_chat_template(
+            prompt, tokenize=False, add_generation_prompt=True)
+
+    def _entropy(self, indices: list[int]) -> torch.Tensor:
+        model = self.accelerator.unwrap_model(self.model)
+        return prompt_entropy(model, self.processing_class,
+                              [self._prompt_text(i) for i in indices],
+                              self.temperature).cpu()
+
+    def _context(self) -> SelectContext:
+        return SelectContext(step=self.generation, history=self.history,
+                             num_generations=self.num_generations,
+                             seed=self.args.seed, probe=None,
+                             entropy=self._entropy)
+
+    def _select_inputs(self, n_local: int) -> list[dict]:
+        from accelerate.utils import broadcast_object_list
+
+        candidates = candidate_batch(self.generation, len(self.train_dataset),
+                                     self.prompts_per_step, self.args.seed)
+        chosen = self.selector.select(candidates, self._context())
+        chosen = broadcast_object_list([list(chosen)], from_process=0)[0]
+        G, acc = self.num_generations, self.accelerator
+        rows = [i for i in chosen for _ in range(G)]
+        if len(rows) != n_local * acc.num_processes:
+            raise ConfigError(f"selector picked {len(chosen)} prompts x G="
+                              f"{G}, but the generation batch holds "
+                              f"{n_local * acc.num_processes} rollouts")
+        self._chosen = chosen
+        mine = rows[acc.process_index * n_local:
+                    (acc.process_index + 1) * n_local]
+        return [self.train_dataset[i] for i in mine]
+
+    def _generate_and_score_completions(self, inputs):
+        if self.model.training:  # evaluation keeps TRL's own prompts
+            inputs = self._select_inputs(len(inputs))
+        return super()._generate_and_score_completions(inputs)
+
+    def _calculate_rewards(self, inputs, prompts, completions,
+                           completion_ids_list):
+        rewards = super()._calculate_rewards(inputs, prompts, completions,
+                                             completion_ids_list)
+        if self.model.training and self._chosen is not None:
+            chosen, G = self._chosen, self.num_generations
+            r = rewards[:, self.feedback_reward].float().cpu().view(
+                len(chosen), G)
+            r = torch.nan_to_num(r, nan=0.0)
+            for i, row in zip(chosen, r, strict=True):
+                self.history.record(i, row.tolist(), self.generation)
+            self.selector.update(chosen, r, self._context())
+            tokens = torch.tensor(sum(len(c) for c in completion_ids_list),
+                                  device=self.accelerator.device)
+            self.counter.add("train", len(chosen) * G,
+                             int(self.accelerator.gather(tokens).sum()))
+            self.generation += 1
+            self._chosen = None
+        return rewards
+
+    # --- logging and checkpoints ---------------------------------------------
+    def log(self, logs: dict, start_time: float | None = None) -> None:
+        logs = {**logs, "dopr/rollouts": self.counter.cost,
+                "dopr/tokens": self.counter.cost_tokens,
+                "dopr/prompts_seen": len(self.history.visits)}
+        super().log(logs, start_time)
+
+    def state_dict(self) -> dict:
+        return {"generation": self.generation,
+                "selector": self.selector.state_dict(),
+                "history": self.history.state_dict(),
+                "counter": self.counter.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generation = state["generation"]
+        self.selector.load_state_dict(state["selector"])
+        self.history.load_state_dict(state["history"])
+        self.counter.load_state_dict(state["counter"])
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / \
+                f"checkpoint-{self.state.global_step}"
+            tmp = folder / f".{STATE_FILE}.tmp"
+            tmp.write_text(json.dumps(self.state_dict()))
+            os.replace(tmp, folder / STATE_FILE)
+
+    def train(self, resume_from_checkpoint=None, **kwargs):
+        path = resume_from_checkpoint
+        if path is True:
+            from transformers.trainer_utils import get_last_checkpoint
+
+            path = get_last_checkpoint(self.args.output_dir)
+            if path is None:
+                raise ConfigError(f"no checkpoint in {self.args.output_dir} "
+                                  "to resume from")
+        if path:
+            state_file = Path(path) / STATE_FILE
+            if not state_file.is_file():
+                raise ConfigError(f"{state_file} is missing: {path} was not "
+                                  "written by DoprGRPOTrainer")
+            self.load_state_dict(json.loads(state_file.read_text()))
+        return super().train(resume_from_checkpoint=path, **kwargs)

@@ -1,0 +1,120 @@
+"""The DoPR rule inside TRL's GRPOTrainer (CPU, the embedded model)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+from dopr_lite.config import ConfigError, DoprConfig  # noqa: E402
+from dopr_lite.integrations.trl import (STATE_FILE,  # noqa: E402
+                                        DoprGRPOTrainer, grpo_args,
+                                        lora_config)
+from dopr_lite.rewards import exact_answer_reward  # noqa: E402
+from dopr_lite.task import task_dataset  # noqa: E402
+from dopr_lite.tiny import EMBEDDED_DIR  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _trainer(out, **kw):
+    from dopr_lite.policy import load_policy
+
+    cfg = DoprConfig(selector=kw.pop("selector", "dopr"), max_rollouts=32,
+                     save_every=2, num_generations=4, **kw)
+    tok = load_policy(use_lora=False).tokenizer
+    return DoprGRPOTrainer(
+        model=str(EMBEDDED_DIR), reward_funcs=exact_answer_reward,
+        args=grpo_args(cfg, str(out)), train_dataset=task_dataset("rl", 32),
+        processing_class=tok, peft_config=lora_config(cfg),
+        selector=cfg.selector, prompts_per_step=cfg.prompts_per_step)
+
+
+def _steps(trainer):
+    return [(h["dopr/rollouts"], h["dopr/tokens"], h["reward"])
+            for h in trainer.state.log_history if "reward" in h]
+
+
+def test_grpo_args_carry_the_dopr_config():
+    cfg = DoprConfig(selector="full", max_rollouts=1000, learning_rate=1e-3,
+                     loss_type="dapo", epsilon_high=0.3, seed=5)
+    a = grpo_args(cfg, "unused", processes=2)
+    assert a.per_device_train_batch_size == 32  # 8 prompts x G 8 / 2
+    assert a.max_steps == 16 and a.seed == 5  # ceil(1000 / 64)
+    assert (a.learning_rate, a.loss_type, a.epsilon_high) == (1e-3, "dapo",
+                                                              0.3)
+    assert a.lr_scheduler_type == "constant" and a.beta == 0.0
+    assert lora_config(cfg).r == cfg.lora_r
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (dict(num_generations=6, selector="dopr"), "split evenly over 4"),
+    (dict(selector="fixed"), "not supported inside TRL"),
+    (dict(entropy_coef=0.01), "entropy_coef"),
+])
+def test_impossible_trl_settings_are_named(overrides, needle,
+                                           reliability_log):
+    with pytest.raises(ConfigError, match=needle) as err:
+        grpo_args(DoprConfig(max_steps=1, **overrides), "unused",
+                  processes=4)
+    reliability_log.setdefault("bad_input_cases", {})[
+        f"config: TRL {needle}"] = str(err.value)
+
+
+def test_batch_that_does_not_match_the_rule_is_refused(tmp_path):
+    from dopr_lite.policy import load_policy
+    from trl import GRPOConfig
+
+    args = GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False,
+                      per_device_train_batch_size=8, num_generations=4,
+                      max_steps=1, report_to=[])
+    with pytest.raises(ConfigError, match="picks 1"):
+        DoprGRPOTrainer(model=str(EMBEDDED_DIR),
+                        reward_funcs=exact_answer_reward, args=args,
+                        train_dataset=task_dataset("rl", 8),
+                        processing_class=load_policy(use_lora=False
+                                                     ).tokenizer)
+
+
+def test_dopr_drives_trl_and_resumes_step_for_step(tmp_path):
+    full = _trainer(tmp_path / "a")
+    full.train()
+    assert full.counter.cost == 32 and full.generation == 8
+    assert sum(full.history.visits.values()) == 8  # one prompt a step
+    steps = _steps(full)
+    assert [s[0] for s in steps] == list(range(4, 33, 4))
+    ckpt = tmp_path / "a" / "checkpoint-4"
+    state = json.loads((ckpt / STATE_FILE).read_text())
+    assert state["generation"] == 4
+    # resume from step 4 in a fresh trainer: the same picks and rewards
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for later in ("checkpoint-6", "checkpoint-8"):
+        shutil.rmtree(tmp_path / "b" / later)
+    resumed = _trainer(tmp_path / "b")
+    resumed.train(resume_from_checkpoint=True)
+    assert _steps(resumed)[-4:] == steps[-4:]
+    assert resumed.history.state_dict() == full.history.state_dict()
+    assert resumed.counter == full.counter
+
+
+@pytest.mark.slow
+def test_two_processes_with_gloo(tmp_path, reliability_log):
+    """torchrun, 2 CPU processes: each generates half of every group."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+         "2", str(ROOT / "examples/trl/dopr_grpo.py"), "--max-rollouts",
+         "32", "--set", "num_generations=4", "--set", "n_test=20",
+         "--out", str(tmp_path)], env=env, capture_output=True, text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["rollouts"] == 32 and result["prompts_seen"] >= 1
+    assert 0 <= result["accuracy"] <= 1 and result["n"] == 20
+    assert (result["processes"], result["backend"]) == (2, "gloo")
+    reliability_log["trl_two_processes"] = result
