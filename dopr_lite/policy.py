@@ -134,9 +134,32 @@ def _quiet_loading(quiet: bool):
             hf_logging.enable_progress_bar()
 
 
+def _load_error(name: str, err: Exception) -> PolicyLoadError:
+    hint = (" Only safetensors weights are loaded (use_safetensors=True)."
+            if "safetensors" in str(err) else "")
+    return PolicyLoadError(f"could not load model {name!r}: {err}{hint}")
+
+
+def load_tokenizer(cfg: DoprConfig):
+    """The tokenizer ``cfg`` names (``cfg.tokenizer``, else the model's),
+    padding on the left for generation, with a pad token."""
+    from transformers import AutoTokenizer
+
+    name = cfg.tokenizer or cfg.model
+    try:
+        tok = AutoTokenizer.from_pretrained(
+            resolve_source(name), trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise _load_error(name, err) from err
+    tok.padding_side = "left"  # generation pads on the left
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
     """Load tokenizer and model as ``cfg`` says (keywords override it)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     cfg = cfg or DoprConfig()
     if overrides:
@@ -154,20 +177,12 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
         kwargs["quantization_config"] = quantization_config(cfg)
         kwargs["device_map"] = {"": device.index or 0} if \
             device.type == "cuda" else {"": device.type}
+    tok = load_tokenizer(cfg)
     try:
-        tok = AutoTokenizer.from_pretrained(
-            resolve_source(cfg.tokenizer) if cfg.tokenizer else source,
-            trust_remote_code=cfg.trust_remote_code)
         with _quiet_loading(source == str(EMBEDDED_DIR)):
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:  # missing files, remote code
-        hint = (" Only safetensors weights are loaded (use_safetensors=True)."
-                if "safetensors" in str(err) else "")
-        raise PolicyLoadError(f"could not load model {cfg.model!r}: {err}"
-                              f"{hint}") from err
-    tok.padding_side = "left"  # generation pads on the left
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+        raise _load_error(cfg.model, err) from err
     if not cfg.load_in_4bit:
         model.to(device)
     # non-reentrant checkpointing: gradients reach LoRA adapters even

@@ -118,3 +118,20 @@ def test_two_processes_with_gloo(tmp_path, reliability_log):
     assert 0 <= result["accuracy"] <= 1 and result["n"] == 20
     assert (result["processes"], result["backend"]) == (2, "gloo")
     reliability_log["trl_two_processes"] = result
+
+
+def test_qlora_through_trl_options(tmp_path):
+    """4-bit base through TRL's quantization_config, LoRA through its
+    peft_config: dopr_trainer passes both unchanged."""
+    from dopr_lite.integrations.trl import dopr_trainer
+    from dopr_lite.policy import load_tokenizer
+
+    cfg = DoprConfig(load_in_4bit=True, dtype="float32",
+                     bnb_compute_dtype="float32", selector="dopr",
+                     max_rollouts=8, num_generations=4, save_every=0)
+    trainer = dopr_trainer(cfg, task_dataset("rl", 16),
+                           load_tokenizer(cfg), str(tmp_path))
+    assert any(type(m).__name__ == "Linear4bit"
+               for m in trainer.model.modules())
+    trainer.train()
+    assert trainer.counter.cost == 8 and trainer.generation == 2

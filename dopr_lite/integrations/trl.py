@@ -88,14 +88,38 @@ def grpo_args(cfg: DoprConfig, output_dir: str, processes: int = 1,
         loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards,
         epsilon=cfg.epsilon, epsilon_high=cfg.epsilon_high, beta=cfg.beta,
         num_iterations=cfg.num_iterations,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         bf16=cuda and cfg.dtype == "bfloat16", use_cpu=not cuda,
         model_init_kwargs={"dtype": cfg.dtype},
         logging_steps=1, report_to=[], disable_tqdm=True,
         save_strategy="steps" if cfg.save_every else "no",
         save_steps=cfg.save_every or 500)
+    # transformers 5 renamed gradient_checkpointing (deprecated in v6)
+    ckpt = ("activation_checkpointing" if "activation_checkpointing" in
+            GRPOConfig.__dataclass_fields__ else "gradient_checkpointing")
+    kwargs[ckpt] = cfg.gradient_checkpointing
     kwargs.update(overrides)
     return GRPOConfig(**kwargs)
+
+
+def dopr_trainer(cfg: DoprConfig, train_dataset, tokenizer,
+                 output_dir: str, processes: int = 1,
+                 **kwargs) -> "DoprGRPOTrainer":
+    """A :class:`DoprGRPOTrainer` set up as ``cfg`` says: TRL loads the
+    model (4-bit through ``quantization_config``, LoRA through
+    ``peft_config``), the reward is ``cfg.reward``, the rule
+    ``cfg.selector``.  ``kwargs`` go to ``grpo_args`` (TRL's config)."""
+    from dopr_lite.policy import quantization_config, resolve_source
+    from dopr_lite.rewards import get_reward
+
+    return DoprGRPOTrainer(
+        model=resolve_source(cfg.model), reward_funcs=get_reward(cfg.reward),
+        args=grpo_args(cfg, output_dir, processes, **kwargs),
+        train_dataset=train_dataset, processing_class=tokenizer,
+        peft_config=lora_config(cfg),
+        quantization_config=(quantization_config(cfg) if cfg.load_in_4bit
+                             else None),
+        selector=cfg.selector, selector_args=cfg.selector_args,
+        prompts_per_step=cfg.prompts_per_step)
 
 
 def lora_config(cfg: DoprConfig):

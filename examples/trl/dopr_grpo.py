@@ -29,9 +29,8 @@ from accelerate import PartialState
 from dopr_lite.cli import PRESETS, parse_overrides
 from dopr_lite.data import load_prompts
 from dopr_lite.evaluate import evaluate
-from dopr_lite.integrations.trl import (DoprGRPOTrainer, grpo_args,
-                                        lora_config)
-from dopr_lite.policy import quantization_config, resolve_source
+from dopr_lite.integrations.trl import dopr_trainer
+from dopr_lite.policy import load_tokenizer
 from dopr_lite.rewards import get_reward
 
 
@@ -45,28 +44,15 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="runs/trl/dopr")
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
-    from transformers import AutoTokenizer
-
     overrides = {"selector": "dopr", "max_rollouts": args.max_rollouts,
                  **parse_overrides(args.set or [])}
     cfg = PRESETS[args.preset](**overrides)
     # on CPUs accelerate only sees torchrun's processes when told cpu=True
     state = PartialState(cpu=not torch.cuda.is_available())
-    source = resolve_source(cfg.model)
-    tok = AutoTokenizer.from_pretrained(
-        resolve_source(cfg.tokenizer) if cfg.tokenizer else source)
-    tok.padding_side = "left"
-    tok.pad_token = tok.pad_token or tok.eos_token
+    tok = load_tokenizer(cfg)
     data = load_prompts(cfg, tok)
-    trainer = DoprGRPOTrainer(
-        model=source, reward_funcs=get_reward(cfg.reward),
-        args=grpo_args(cfg, args.out, processes=state.num_processes),
-        train_dataset=data.train, processing_class=tok,
-        peft_config=lora_config(cfg),
-        quantization_config=(quantization_config(cfg) if cfg.load_in_4bit
-                             else None),
-        selector=cfg.selector, selector_args=cfg.selector_args,
-        prompts_per_step=cfg.prompts_per_step)
+    trainer = dopr_trainer(cfg, data.train, tok, args.out,
+                           processes=state.num_processes)
     trainer.train(resume_from_checkpoint=True if args.resume else None)
     result = {"processes": state.num_processes,
               "backend": str(state.backend),
