@@ -34,7 +34,8 @@ import torch
 
 from dopr_lite import archs
 from dopr_lite.config import DoprConfig
-from dopr_lite.env import runs_dir, versions
+from dopr_lite.env import (peak_memory_gb, reset_peak_memory, runs_dir,
+                           versions)
 from dopr_lite.grpo import group_advantages, grpo_update
 from dopr_lite.policy import load_policy
 from dopr_lite.rollout import generate_rollouts, prompt_entropy
@@ -55,16 +56,7 @@ def _sync():
 
 def _reset():
     _sync()
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-
-
-def _peak_gb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 1e9
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    reset_peak_memory()
 
 
 def one_step(policy, cfg: DoprConfig, prompts: list[str], rule: str) -> dict:
@@ -100,7 +92,7 @@ def one_step(policy, cfg: DoprConfig, prompts: list[str], rule: str) -> dict:
             "rollouts_per_s": round(n / (t2 - t1), 2),
             "tokens_per_s": round(tokens / (t2 - t1), 1),
             "update_s": round(t3 - t2, 3), "step_s": round(t3 - t0, 3),
-            "peak_gb": round(_peak_gb(), 3),
+            "peak_gb": peak_memory_gb(),
             "update_skipped": stats["skipped"]}
 
 
@@ -121,7 +113,7 @@ def run(arch: str, args) -> list[dict]:
         policy = load_policy(cfg)
         load_s = time.perf_counter() - t0
         load_gb = (torch.cuda.memory_allocated() / 1e9 if cuda
-                   else _peak_gb())
+                   else peak_memory_gb())
     problems = task_dataset("rl", args.prompts, seed=0)["prompt"]
     prompts = [QUESTION + p for p in problems]
     generate_rollouts(policy.model, policy.tokenizer, prompts[:1], 1,

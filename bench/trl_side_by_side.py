@@ -34,13 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from dopr_lite.env import runs_dir, versions
-
-
-def _peak_rss_gb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+from dopr_lite.env import peak_memory_gb, runs_dir, versions
 
 
 def run_dopr_lite(cfg) -> dict:
@@ -123,7 +117,7 @@ def child(spec: dict) -> dict:
     t0 = time.perf_counter()
     out = (run_dopr_lite if spec["engine"] == "dopr_lite" else run_trl)(cfg)
     return {**spec, **out, "wall_s": time.perf_counter() - t0,
-            "peak_rss_gb": _peak_rss_gb()}
+            "peak_rss_gb": peak_memory_gb()}
 
 
 def summarise(runs: list[dict]) -> list[dict]:

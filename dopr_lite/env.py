@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import sys
 from pathlib import Path
 
 from dopr_lite.config import ConfigError, DoprConfig
@@ -59,6 +60,31 @@ def versions() -> dict:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def reset_peak_memory() -> None:
+    """Start a new peak for :func:`peak_memory_gb` (CUDA only: a process's
+    peak resident memory cannot be reset)."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory_gb() -> float:
+    """Peak device memory since the last reset on CUDA (allocated by
+    torch); on CPU the process's peak resident memory so far."""
+    import torch
+
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 1e9, 3)
+    try:
+        import resource
+    except ImportError:  # Windows
+        return float("nan")
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes vs KiB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    return round(peak / 1e9, 3)
 
 
 def project_root() -> Path:

@@ -27,7 +27,6 @@ import math
 import os
 import random
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch
 
 from dopr_lite.config import ConfigError, DoprConfig
 from dopr_lite.data import PromptData, load_prompts
+from dopr_lite.env import peak_memory_gb, reset_peak_memory
 from dopr_lite.evaluate import evaluate
 from dopr_lite.grpo import group_advantages, grpo_update, zero_std_fraction
 from dopr_lite.policy import Policy, load_policy
@@ -365,25 +365,6 @@ def _gather_batch(cfg: DoprConfig, selector: Selector, ctx: SelectContext,
     return ro, torch.cat(kept), seen
 
 
-def _reset_peak_memory() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-
-
-def _peak_memory_gb() -> float:
-    """Peak device memory of this step on CUDA (allocated by torch); on
-    CPU the process's peak resident memory so far."""
-    if torch.cuda.is_available():
-        return round(torch.cuda.max_memory_allocated() / 1e9, 3)
-    try:
-        import resource
-    except ImportError:  # Windows
-        return float("nan")
-    scale = 1 if sys.platform == "darwin" else 1024  # bytes vs KiB
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    return round(peak / 1e9, 3)
-
-
 def _metrics_row(step: int, counter: RolloutCounter, seen, ro, rewards,
                  stats: dict, seconds: float, previous: list) -> dict:
     """One metrics.jsonl row; ``seen`` is None when generation failed."""
@@ -548,7 +529,7 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
                                 probe=probe, entropy=entropy)
             cost_before = counter.cost
             stats: dict = {"skipped": "all groups have zero reward variance"}
-            _reset_peak_memory()
+            reset_peak_memory()
             try:
                 with _oom_advice(cfg, "rollouts"):
                     ro, rewards, seen = _gather_batch(
@@ -573,7 +554,7 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
                     stats = update(ro, adv)
             timing = {"rollout_seconds": t_update - t0,
                       "update_seconds": time.time() - t_update,
-                      "peak_memory_gb": _peak_memory_gb()}
+                      "peak_memory_gb": peak_memory_gb()}
             step += 1
             row = _metrics_row(step, counter, seen, ro, rewards,
                                {**stats, **timing}, time.time() - t0,
