@@ -59,6 +59,9 @@ class DoprConfig:
     reward: str = "exact"  # "exact", "math_verify" (+ ",format")
     bad_rows: str = "error"  # a bad data row: "error", or "skip" (counted
     #                          and reported, never scored)
+    label_noise: float = 0.0  # share of RL pool rows given another row's
+    #                          gold answer: a controlled test, unsolvable
+    #                          prompts (the held-out split stays clean)
 
     # --- Rollouts -----------------------------------------------------------
     num_generations: int = 8  # G, rollouts per prompt (TRL default 8)
@@ -159,6 +162,8 @@ class DoprConfig:
             bad("learning_rate", "must be >= 0")
         if not 0 <= self.lora_dropout < 1:
             bad("lora_dropout", "must be in [0, 1)")
+        if not 0 <= self.label_noise <= 1:
+            bad("label_noise", "must be in [0, 1]")
         if self.epsilon < 0 or self.epsilon_high < 0 or self.top_k < 0:
             bad("epsilon" if self.epsilon < 0 else "epsilon_high"
                 if self.epsilon_high < 0 else "top_k", "must be >= 0")

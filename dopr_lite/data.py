@@ -10,6 +10,11 @@ error naming the file, row and field; with ``bad_rows="skip"`` it is skipped
 and counted, and the counts and first ids are reported, never silently
 scored 0.
 
+``label_noise`` (a controlled experiment, off by default) gives a share of
+the RL pool another pool row's gold answer, so no rollout can solve those
+prompts: the rows selection rules should learn to leave alone.  The
+held-out split is never touched.
+
 Real-model prompts are formatted with the tokenizer's chat template when it
 has one (one-shot RLVR's instruction: think step by step, final answer
 last); the embedded task's prompts are used as they are.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +51,7 @@ class PromptData:
     train: object  # datasets.Dataset: the RL prompt pool
     test: object  # datasets.Dataset: held-out prompts
     skipped: dict  # "file: field" -> {"count", "first_ids", "example"}
+    noisy: tuple = ()  # RL pool rows whose gold answer label_noise replaced
 
 
 def boxed_answer(text: str) -> str | None:
@@ -246,8 +253,36 @@ def _hub_dataset(name: str):
     return ds[train_split], ds[test_split]
 
 
+def add_label_noise(train, share: float, seed: int):
+    """Give ``share`` of the rows another noisy row's answer (a cycle).
+
+    Returns the dataset and the indices whose answer changed (a row whose
+    donor had the same answer keeps a solvable prompt and is not counted).
+    """
+    k = round(share * len(train))
+    if k < 2:
+        return train, ()
+    rng = random.Random(f"label-noise:{seed}")
+    rows = sorted(rng.sample(range(len(train)), k))
+    answers = list(train["answer"])
+    new = list(answers)
+    for j, i in enumerate(rows):  # each row takes the next one's answer
+        new[i] = answers[rows[(j + 1) % k]]
+    noisy = tuple(i for i in rows if new[i] != answers[i])
+    train = train.remove_columns("answer").add_column("answer", new)
+    return train, noisy
+
+
 def load_prompts(cfg: DoprConfig, tokenizer=None) -> PromptData:
     """The RL pool and held-out set that ``cfg.dataset`` names."""
+    data = _load_prompts(cfg, tokenizer)
+    if cfg.label_noise:
+        data.train, data.noisy = add_label_noise(
+            data.train, cfg.label_noise, cfg.data_seed)
+    return data
+
+
+def _load_prompts(cfg: DoprConfig, tokenizer=None) -> PromptData:
     if cfg.dataset == "embedded":
         return PromptData(
             train=T.task_dataset("rl", cfg.n_train, cfg.data_seed),

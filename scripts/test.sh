@@ -11,4 +11,4 @@ ruff check dopr_lite tests bench examples
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 python -m pytest -q -m "not gpu" -n "${DOPR_TEST_WORKERS:-2}" \
   --dist loadfile --nbval-lax --nbval-current-env \
-  --nbval-cell-timeout=600 notebooks tests "$@"
+  --nbval-cell-timeout=600 --durations=12 notebooks tests "$@"

@@ -26,6 +26,24 @@ def test_embedded_prompts():
     assert not set(d.train["prompt"]) & set(d.test["prompt"])
 
 
+def test_label_noise_swaps_answers_in_the_pool_only():
+    clean = load_prompts(DoprConfig(n_train=40, n_test=10))
+    d = load_prompts(DoprConfig(n_train=40, n_test=10, label_noise=0.5))
+    assert 15 <= len(d.noisy) <= 20  # a swap between equal answers: kept
+    changed = [i for i in range(40)
+               if d.train[i]["answer"] != clean.train[i]["answer"]]
+    assert changed == list(d.noisy)
+    assert d.train["prompt"] == clean.train["prompt"]
+    assert d.test["answer"] == clean.test["answer"]  # held out: clean
+    # the wrong answers are the pool's own answers (realistic, in range)
+    assert set(d.train["answer"]) <= set(clean.train["answer"])
+    again = load_prompts(DoprConfig(n_train=40, n_test=10, label_noise=0.5))
+    assert again.noisy == d.noisy  # seeded by data_seed
+    assert load_prompts(DoprConfig(n_train=40, n_test=10)).noisy == ()
+    with pytest.raises(ConfigError, match="label_noise"):
+        DoprConfig(label_noise=1.5)
+
+
 def _rows(n=12):
     return [{"id": f"q{i}", "question": f"what is {i}+1?",
              "answer": f"#### {i + 1}"} for i in range(n)]
