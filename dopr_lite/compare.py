@@ -60,6 +60,43 @@ def default_rules(full_rollouts: int = 2048, one_rollouts: int = 512,
     ]
 
 
+def parse_rules(specs, full_rollouts: int = 2048,
+                one_rollouts: int = 512) -> list[Rule]:
+    """Rules from labels of :func:`default_rules` or variants of them.
+
+    A variant is ``LABEL=RULE:key=value,key=value``: rule ``RULE``'s
+    budget and evaluation spacing with these selector arguments, e.g.
+    ``dopr-probe=dopr:probe=1,c=0.25``.  Values are JSON (numbers, true,
+    false), else strings.
+    """
+    known = {r.label: r for r in default_rules(full_rollouts, one_rollouts)}
+    rules = []
+    for spec in specs:
+        if spec in known:
+            rules.append(known[spec])
+            continue
+        label, eq, rest = spec.partition("=")
+        name, _, argstr = rest.partition(":")
+        if not eq or not label or name not in known:
+            raise ValueError(
+                f"{spec!r} is neither one of {sorted(known)} nor a variant "
+                "LABEL=RULE:key=value,... of one")
+        args = dict(known[name].args)
+        for item in filter(None, argstr.split(",")):
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise ValueError(f"{spec!r}: {item!r} is not key=value")
+            try:
+                args[key] = json.loads(value)
+            except ValueError:
+                args[key] = value
+        rules.append(replace(known[name], label=label, args=args))
+    labels = [r.label for r in rules]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"rule labels repeat: {labels}")
+    return rules
+
+
 def run_rules(rules: list[Rule], seeds: list[int], base: DoprConfig,
               out_root, *, data=None, resume: bool = False,
               log=print) -> dict[str, list[RunResult]]:
@@ -173,12 +210,8 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int = 2048,
               resume: bool = False, log=print):
     """Run the head-to-head, write ``<out_dir>/compare.json`` (settings,
     versions, the table and every eval curve); return (results, rows)."""
-    chosen = default_rules(full_rollouts, one_rollouts)
-    if rules:
-        unknown = set(rules) - {r.label for r in chosen}
-        if unknown:
-            raise ValueError(f"unknown rules {sorted(unknown)}")
-        chosen = [r for r in chosen if r.label in rules]
+    chosen = (parse_rules(rules, full_rollouts, one_rollouts) if rules
+              else default_rules(full_rollouts, one_rollouts))
     base = DoprConfig.tiny(n_test=n_test, eval_k=0, save_every=0)
     t0 = time.time()
     results = run_rules(chosen, list(seeds), base, out_dir, resume=resume,

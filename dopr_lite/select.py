@@ -323,6 +323,14 @@ class DoPR(Selector):
     embedded task, generalises worse than a fresh prompt each step
     (notebook 04), so it is off by default.
 
+    With ``probe=m > 0`` every candidate the run has no rewards for yet gets
+    m probe rollouts first (charged as ``probe``); their rewards enter its
+    posterior, so V_i says something about prompts never trained on, at
+    m rollouts per new candidate.  The probes are not reused in the chosen
+    prompt's group: they chose it, and reusing them would bias its
+    advantages.  Off by default: on the embedded task it costs more than it
+    buys (notebook 04).
+
     Ablations: ``volatility=False`` drops V_i; ``c=0`` drops the bonus;
     ``entropy_mod=False`` sets h_i = 1; ``revisit=8`` adds tried prompts.
     Defaults (c = 1, revisit = 0) were chosen on seeds 10-12, apart from
@@ -332,15 +340,19 @@ class DoPR(Selector):
     the volatility as an informative-group probability under a Beta
     posterior, the discounting, the empirical-Bayes prior, first-token
     entropy as the modulation, the UCB form of the bonus, and revisiting
-    tried prompts.
+    tried prompts, probing new candidates.
     """
 
     name = "dopr"
 
     def __init__(self, c: float = 1.0, gamma: float = 0.9,
                  prior_n: float = 2.0, volatility: bool = True,
-                 entropy_mod: bool = True, revisit: int = 0, k: int = 1):
+                 entropy_mod: bool = True, revisit: int = 0, k: int = 1,
+                 probe: int = 0):
+        if probe < 0:
+            raise ValueError(f"probe must be >= 0, got {probe}")
         self.c, self.prior_n, self.k, self.revisit = c, prior_n, k, revisit
+        self.probe = probe
         self.volatility, self.entropy_mod = volatility, entropy_mod
         self.post = BetaPosterior(gamma=gamma)
         self.max_entropy = 0.0  # largest candidate entropy seen in the run
@@ -382,8 +394,21 @@ class DoPR(Selector):
         top = torch.argsort(vol, descending=True, stable=True)
         return [tried[int(j)] for j in top[:self.revisit]]
 
+    def probe_new(self, candidates: list[int], ctx: SelectContext) -> None:
+        """``probe`` rollouts on each candidate with no rewards yet."""
+        new = [i for i in candidates if i not in self.post.counts]
+        if not (self.probe and new):
+            return
+        if ctx.probe is None:
+            raise RuntimeError("DoPR(probe=...) needs probe rollouts, which "
+                               "this trainer does not provide; set probe=0")
+        rewards = ctx.probe(new, self.probe)
+        for i, r in zip(new, rewards, strict=True):
+            self.post.observe(i, r.tolist(), ctx.step)
+
     def select(self, candidates, ctx):
         cands = list(dict.fromkeys(list(candidates) + self.revisit_set(ctx)))
+        self.probe_new(cands, ctx)
         terms = self.scores(cands, ctx)
         self.last_scores = {k: v.tolist() for k, v in terms.items()}
         self.last_scores["candidates"] = cands
@@ -419,5 +444,5 @@ def make_selector(name: str, **kwargs) -> Selector:
                           f"{name!r}; choose one of {sorted(SELECTORS)}")
     try:
         return SELECTORS[name](**kwargs)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"config field 'selector_args': {err}") from err

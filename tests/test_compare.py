@@ -6,7 +6,7 @@ import pytest
 
 from dopr_lite.cli import main
 from dopr_lite.compare import (comparison, curves, default_rules,
-                               format_table, rollouts_to_reach)
+                               format_table, parse_rules, rollouts_to_reach)
 from dopr_lite.rollout import RolloutCounter
 from dopr_lite.train import RunResult
 
@@ -60,6 +60,20 @@ def test_default_rules_are_the_six_selectors():
     labels = [r.label for r in default_rules()]
     assert labels == ["full", "dynamic", "fixed", "random", "thompson",
                       "dopr"]
+
+
+def test_rules_are_labels_or_variants_with_selector_arguments():
+    rules = parse_rules(["full", "p1=dopr:probe=1,c=0.25,entropy_mod=false",
+                         "wide=random"], 64, 16)
+    assert [r.label for r in rules] == ["full", "p1", "wide"]
+    assert rules[0].max_rollouts == 64
+    assert (rules[1].selector, rules[1].max_rollouts, rules[1].args) == (
+        "dopr", 16, {"probe": 1, "c": 0.25, "entropy_mod": False})
+    for bad, needle in [("nope", "neither"), ("x=nope:c=1", "neither"),
+                        ("x=dopr:c", "not key=value"),
+                        ("dopr=dopr:c=2", "repeat")]:
+        with pytest.raises(ValueError, match=needle):
+            parse_rules(["dopr", bad] if needle == "repeat" else [bad])
 
 
 def test_compare_command_writes_json_table_and_figure(tmp_path, capsys,

@@ -141,6 +141,27 @@ def test_dopr_bonus_picks_an_unseen_prompt_and_entropy_modulates_it():
     assert terms["score"][0] == terms["score"][1]
 
 
+def test_dopr_probes_new_candidates_once_and_their_rewards_steer_v():
+    calls = []
+    outcome = {0: [1.0, 1.0], 1: [1.0, 0.0], 2: [0.0, 0.0], 3: [1.0, 0.0]}
+
+    def probe(indices, n):
+        calls.append((list(indices), n))
+        return torch.tensor([outcome[i] for i in indices])
+
+    sel = DoPR(c=0.0, probe=2)  # volatility only: the probes decide
+    assert sel.select([0, 1, 2], _ctx(probe=probe)) == [1]
+    assert calls == [([0, 1, 2], 2)]
+    assert sel.select([2, 3, 0], _ctx(1, probe=probe)) == [3]
+    assert calls[1] == ([3], 2)  # only the new candidate is probed
+    # the probes inform the posterior but are not training visits
+    assert sel.post.counts[1][:2] == [1.0, 1.0]
+    with pytest.raises(RuntimeError, match="probe=0"):
+        DoPR(probe=1).select([5], _ctx())
+    with pytest.raises(ConfigError, match="probe must be >= 0"):
+        make_selector("dopr", probe=-1)
+
+
 def test_dopr_prior_follows_the_pooled_success_rate():
     sel, h = DoPR(), PromptHistory()
     assert sel.prior(0) == (1.0, 1.0)

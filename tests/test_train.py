@@ -124,6 +124,21 @@ def test_zero_variance_steps_are_skipped_and_logged(random_tiny_dir,
                for n, p in pol.trainable_parameters().items())
 
 
+def test_dopr_probes_each_new_candidate_once_and_counts_them(
+        random_tiny_dir, tmp_path):
+    G, per_step, steps, m = 4, 4, 3, 2
+    cfg = _cfg(random_tiny_dir, tmp_path, max_steps=steps, selector="dopr",
+               selector_args={"probe": m}, num_generations=G,
+               prompts_per_step=per_step, eval_k=0)
+    r = train(cfg, progress=False, figure=False)
+    seen = {i for s in range(steps)
+            for i in candidate_batch(s, cfg.n_train, per_step, cfg.seed)}
+    assert r.counter.sequences["probe"] == m * len(seen)
+    assert r.counter.sequences["train"] == steps * G
+    assert r.counter.cost == steps * G + m * len(seen)
+    assert r.metrics[-1]["probe_rollouts"] == m * len(seen)
+
+
 @pytest.mark.parametrize("rule", ["full", "random", "fixed", "dynamic",
                                   "thompson", "dopr"])
 def test_rollout_accounting_is_exact_for_every_rule(random_tiny_dir,

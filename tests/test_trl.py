@@ -56,6 +56,7 @@ def test_grpo_args_carry_the_dopr_config():
     (dict(num_generations=6, selector="dopr"), "split evenly over 4"),
     (dict(selector="fixed"), "not supported inside TRL"),
     (dict(entropy_coef=0.01), "entropy_coef"),
+    (dict(selector="dopr", selector_args={"probe": 1}), "probe"),
 ])
 def test_impossible_trl_settings_are_named(overrides, needle,
                                            reliability_log):
@@ -64,6 +65,11 @@ def test_impossible_trl_settings_are_named(overrides, needle,
                   processes=4)
     reliability_log.setdefault("bad_input_cases", {})[
         f"config: TRL {needle}"] = str(err.value)
+
+
+def test_trainer_refuses_probing_selectors_before_building():
+    with pytest.raises(ConfigError, match="probe"):
+        DoprGRPOTrainer(selector="dopr", selector_args={"probe": 1})
 
 
 def test_batch_that_does_not_match_the_rule_is_refused(tmp_path):

@@ -76,6 +76,9 @@ def grpo_args(cfg: DoprConfig, output_dir: str, processes: int = 1,
         raise ConfigError(
             f"config field 'selector': {cfg.selector!r} is not supported "
             f"inside TRL; use one of {list(ONE_PROMPT_RULES) + ['full']}")
+    if cfg.selector_args.get("probe"):
+        raise ConfigError("config field 'selector_args': probe rollouts are "
+                          "not supported inside TRL; set probe=0")
     steps = cfg.max_steps or -(-cfg.max_rollouts // per_step)
     cuda = torch.cuda.is_available()
     kwargs = dict(
@@ -148,15 +151,21 @@ class DoprGRPOTrainer(GRPOTrainer):
                  selector_args: dict | None = None,
                  prompts_per_step: int = 8, feedback_reward: int = 0,
                  **kwargs):
-        super().__init__(*args, **kwargs)
         name = selector if isinstance(selector, str) else None
         if name is not None and name not in ONE_PROMPT_RULES + ("full",):
             raise ConfigError(
                 f"selector {name!r} is not supported inside TRL (it rolls "
                 "out more than it trains); use one of "
                 f"{list(ONE_PROMPT_RULES) + ['full']}")
-        self.selector = (make_selector(name, **(selector_args or {}))
-                         if name is not None else selector)
+        selector = (make_selector(name, **(selector_args or {}))
+                    if name is not None else selector)
+        if getattr(selector, "probe", 0):
+            raise ConfigError(
+                "selector_args 'probe': probe rollouts are not supported "
+                "inside TRL (they roll out more than the trainer trains); "
+                "set probe=0")
+        super().__init__(*args, **kwargs)
+        self.selector = selector
         self.prompts_per_step = prompts_per_step
         self.feedback_reward = feedback_reward
         self.history = PromptHistory()
