@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -256,6 +256,8 @@ class Thompson(Selector):
         self.post = BetaPosterior(alpha0, beta0, gamma)
 
     def select(self, candidates, ctx):
+        if ctx.entropy is not None:  # one forward pass per prompt and step
+            ctx = replace(ctx, entropy=_memo(ctx.entropy))
         cands = list(dict.fromkeys(candidates))
         ab = torch.tensor([self.post.params(i, ctx.step) for i in cands])
         with torch.random.fork_rng(devices=[]):  # own stream: resumable
@@ -323,20 +325,24 @@ class DoPR(Selector):
     embedded task, generalises worse than a fresh prompt each step
     (notebook 04), so it is off by default.
 
-    With ``probe=m > 0`` every candidate the run has no rewards for yet gets
-    m probe rollouts first (charged as ``probe``); their rewards enter its
-    posterior, so V_i says something about prompts never trained on, at
-    m rollouts per new candidate.  The probes are not reused in the chosen
-    prompt's group: they chose it, and reusing them would bias its
-    advantages.  Off by default: on the embedded benchmark one probe per new
-    candidate cut the all-equal groups and raised the final accuracy, but
-    did not reliably reach 95% of full-batch GRPO's gain sooner (README,
-    "Paying for the volatility").
+    The rule pays for the evidence V needs (``probe=1, probe_top=2``): the
+    ``probe_top`` best-scoring candidates the run has no rewards for (by
+    their score before probing: the bonus's, as their V is the prior's) get
+    ``probe`` probe rollouts each (charged as ``probe``) before the pick;
+    their rewards enter the posterior, so V can tell a likely solved or
+    hopeless prompt from a volatile one before spending G rollouts on it.
+    On a fresh pool that is 2 rollouts a step on top of the group's G = 8.
+    The probes are not reused in the chosen prompt's group: they chose it,
+    and reusing them would bias its advantages.  ``probe=0`` turns probing
+    off (then V only knows prompts the run has trained on, which on a fresh
+    pool are few); ``probe_top=0`` probes every new candidate.
 
     Ablations: ``volatility=False`` drops V_i; ``c=0`` drops the bonus;
-    ``entropy_mod=False`` sets h_i = 1; ``revisit=8`` adds tried prompts.
-    Defaults (c = 1, revisit = 0) were chosen on seeds 10-12, apart from
-    the seeds 0-2 that notebooks and benchmarks report.
+    ``entropy_mod=False`` sets h_i = 1; ``revisit=8`` adds tried prompts;
+    ``probe=0`` stops probing.  The defaults (c = 1, revisit = 0, probe = 1,
+    probe_top = 2) were chosen on seeds 10-15, apart from the seeds 0-2
+    that notebooks and benchmarks report (README, "Paying for the
+    volatility").
 
     Our interpretation, not the paper's text (its formula is not public):
     the volatility as an informative-group probability under a Beta
@@ -350,11 +356,12 @@ class DoPR(Selector):
     def __init__(self, c: float = 1.0, gamma: float = 0.9,
                  prior_n: float = 2.0, volatility: bool = True,
                  entropy_mod: bool = True, revisit: int = 0, k: int = 1,
-                 probe: int = 0):
-        if probe < 0:
-            raise ValueError(f"probe must be >= 0, got {probe}")
+                 probe: int = 1, probe_top: int = 2):
+        if probe < 0 or probe_top < 0:
+            raise ValueError(f"probe and probe_top must be >= 0, got "
+                             f"probe={probe}, probe_top={probe_top}")
         self.c, self.prior_n, self.k, self.revisit = c, prior_n, k, revisit
-        self.probe = probe
+        self.probe, self.probe_top = probe, probe_top
         self.volatility, self.entropy_mod = volatility, entropy_mod
         self.post = BetaPosterior(gamma=gamma)
         self.max_entropy = 0.0  # largest candidate entropy seen in the run
@@ -397,10 +404,15 @@ class DoPR(Selector):
         return [tried[int(j)] for j in top[:self.revisit]]
 
     def probe_new(self, candidates: list[int], ctx: SelectContext) -> None:
-        """``probe`` rollouts on each candidate with no rewards yet."""
+        """``probe`` rollouts on each candidate with no rewards yet (with
+        ``probe_top``, on the best-scoring ``probe_top`` of them)."""
         new = [i for i in candidates if i not in self.post.counts]
         if not (self.probe and new):
             return
+        if self.probe_top and len(new) > self.probe_top:
+            score = self.scores(new, ctx)["score"]
+            top = torch.argsort(score, descending=True, stable=True)
+            new = [new[int(j)] for j in top[:self.probe_top]]
         if ctx.probe is None:
             raise RuntimeError("DoPR(probe=...) needs probe rollouts, which "
                                "this trainer does not provide; set probe=0")
@@ -409,6 +421,8 @@ class DoPR(Selector):
             self.post.observe(i, r.tolist(), ctx.step)
 
     def select(self, candidates, ctx):
+        if ctx.entropy is not None:  # one forward pass per prompt and step
+            ctx = replace(ctx, entropy=_memo(ctx.entropy))
         cands = list(dict.fromkeys(list(candidates) + self.revisit_set(ctx)))
         self.probe_new(cands, ctx)
         terms = self.scores(cands, ctx)
@@ -430,6 +444,20 @@ class DoPR(Selector):
     def load_state_dict(self, state):
         self.post.load_state_dict(state["posterior"])
         self.max_entropy = float(state["max_entropy"])
+
+
+def _memo(entropy: Callable[[list[int]], torch.Tensor]):
+    """``entropy`` that computes each prompt's value at most once."""
+    known: dict[int, float] = {}
+
+    def cached(indices: list[int]) -> torch.Tensor:
+        new = [i for i in dict.fromkeys(indices) if i not in known]
+        if new:
+            known.update(zip(new, entropy(new).float().cpu().tolist(),
+                             strict=True))
+        return torch.tensor([known[i] for i in indices])
+
+    return cached
 
 
 SELECTORS: dict[str, type[Selector]] = {

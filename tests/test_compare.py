@@ -87,7 +87,8 @@ def test_compare_command_writes_json_table_and_figure(tmp_path, capsys,
     record = json.loads((tmp_path / "out" / "compare.json").read_text())
     assert [r["rule"] for r in record["table"]] == [
         "full", "dynamic", "fixed", "random", "thompson", "dopr"]
-    assert record["curves"]["dopr"][0][-1]["rollouts"] == 16
+    # dopr: 2 steps of 8 trained + 2 probe rollouts
+    assert record["curves"]["dopr"][0][-1]["rollouts"] == 20
     assert (figs / "bench_compare.png").stat().st_size > 1000
     assert "rollouts to 95%" in capsys.readouterr().out
     assert main(["compare", "--rules", "nope"]) == 2

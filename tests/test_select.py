@@ -123,11 +123,11 @@ def test_dopr_picks_the_volatile_prompt_over_solved_and_hopeless_ones():
     assert terms["volatility"][1] < 0.5
     assert sel.select([0, 1, 2], _ctx(3, h)) == [2]
     assert sel.select([0, 1], _ctx(3, h)) == [2]  # revisited from history
-    assert DoPR(revisit=0).select([0, 1], _ctx(3, h))[0] in (0, 1)
+    assert DoPR(revisit=0, probe=0).select([0, 1], _ctx(3, h))[0] in (0, 1)
 
 
 def test_dopr_bonus_picks_an_unseen_prompt_and_entropy_modulates_it():
-    sel, h = DoPR(volatility=False, c=1.0), PromptHistory()
+    sel, h = DoPR(volatility=False, c=1.0, probe=0), PromptHistory()
     _feed(sel, h, 0, 4, 0)
     assert sel.select([0, 5], _ctx(1, h)) == [5]  # unseen: larger bonus
     ent = {5: 0.1, 6: 2.0}
@@ -149,7 +149,7 @@ def test_dopr_probes_new_candidates_once_and_their_rewards_steer_v():
         calls.append((list(indices), n))
         return torch.tensor([outcome[i] for i in indices])
 
-    sel = DoPR(c=0.0, probe=2)  # volatility only: the probes decide
+    sel = DoPR(c=0.0, probe=2, probe_top=0)  # V only: the probes decide
     assert sel.select([0, 1, 2], _ctx(probe=probe)) == [1]
     assert calls == [([0, 1, 2], 2)]
     assert sel.select([2, 3, 0], _ctx(1, probe=probe)) == [3]
@@ -158,8 +158,27 @@ def test_dopr_probes_new_candidates_once_and_their_rewards_steer_v():
     assert sel.post.counts[1][:2] == [1.0, 1.0]
     with pytest.raises(RuntimeError, match="probe=0"):
         DoPR(probe=1).select([5], _ctx())
-    with pytest.raises(ConfigError, match="probe must be >= 0"):
+    with pytest.raises(ConfigError, match="probe and probe_top must be"):
         make_selector("dopr", probe=-1)
+    with pytest.raises(ConfigError, match="probe_top=-1"):
+        make_selector("dopr", probe=1, probe_top=-1)
+
+
+def test_dopr_probe_top_probes_only_the_best_scoring_new_candidates():
+    calls = []
+
+    def probe(indices, n):
+        calls.append(list(indices))
+        return torch.zeros(len(indices), n)
+
+    def entropy(indices):  # the bonus ranks 3 > 1 > 0 > 2
+        return torch.tensor([{0: 0.5, 1: 0.8, 2: 0.1, 3: 0.9}[i]
+                             for i in indices])
+
+    sel = DoPR(probe=1, probe_top=2)
+    sel.select([0, 1, 2, 3], _ctx(probe=probe, entropy=entropy))
+    assert calls == [[3, 1]]
+    assert set(sel.post.counts) == {1, 3}  # the others stay unprobed
 
 
 def test_dopr_prior_follows_the_pooled_success_rate():
@@ -179,8 +198,12 @@ def test_dopr_state_roundtrips_through_json():
         _feed(sel, h, p, s, step)
     clone = DoPR()
     clone.load_state_dict(json.loads(json.dumps(sel.state_dict())))
+
+    def probe(indices, n):  # the new candidates 3 and 4 are probed
+        return torch.tensor([[float(i % 2)] * n for i in indices])
+
     for step in range(4, 9):
-        ctx = _ctx(step, h)
+        ctx = _ctx(step, h, probe=probe)
         assert clone.select([3, 4, 0], ctx) == sel.select([3, 4, 0], ctx)
         assert torch.equal(clone.scores([0, 1, 2], ctx)["score"],
                            sel.scores([0, 1, 2], ctx)["score"])

@@ -128,7 +128,7 @@ def test_dopr_probes_each_new_candidate_once_and_counts_them(
         random_tiny_dir, tmp_path):
     G, per_step, steps, m = 4, 4, 3, 2
     cfg = _cfg(random_tiny_dir, tmp_path, max_steps=steps, selector="dopr",
-               selector_args={"probe": m}, num_generations=G,
+               selector_args={"probe": m, "probe_top": 0}, num_generations=G,
                prompts_per_step=per_step, eval_k=0)
     r = train(cfg, progress=False, figure=False)
     seen = {i for s in range(steps)
@@ -149,7 +149,9 @@ def test_rollout_accounting_is_exact_for_every_rule(random_tiny_dir,
                    prompts_per_step=per_step, eval_k=0),
               progress=False, figure=False)
     generated = sum(m["prompts"] for m in r.metrics) * G
-    probes = {"fixed": per_step * 16}.get(rule, 0)
+    # fixed: 16 on each first candidate; dopr: 1 on the 2 best new ones a
+    # step (every candidate of these 3 steps is new: an epoch-wise draw)
+    probes = {"fixed": per_step * 16, "dopr": 2 * steps}.get(rule, 0)
     assert r.counter.sequences["train"] == generated
     assert r.counter.sequences["probe"] == probes
     assert r.counter.cost == generated + probes == r.metrics[-1]["rollouts"]
@@ -201,7 +203,8 @@ def test_short_dopr_run_raises_heldout_accuracy(tmp_path):
                           n_test=150, eval_every=100, eval_k=0,
                           save_every=0, out_dir=str(tmp_path))
     r = train(cfg, progress=False, figure=False, resume=False)
-    assert len(r.metrics) == 12 and r.counter.cost == 96
+    # 8 trained and 2 probe rollouts a step until the budget is spent
+    assert len(r.metrics) == 10 and r.counter.cost == 100
     assert r.final_accuracy >= r.base_accuracy + 0.10, (
         r.base_accuracy, r.final_accuracy)
 

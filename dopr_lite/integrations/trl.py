@@ -24,7 +24,9 @@ The generation batch must hold exactly what the rule picks: one prompt for
 the one-prompt rules (``per_device_train_batch_size * steps_per_generation
 * processes == num_generations``), ``prompts_per_step`` prompts for
 ``full``.  Rules that roll out more than they train (``fixed``'s probes,
-``dynamic``'s refills) are not supported here.
+``dynamic``'s refills, DoPR's probes) are not supported here: ``dopr``
+runs with ``probe=0`` (its volatility learns from the trained groups only)
+unless ``selector_args`` asks for probes, which is refused.
 
 Rollouts are counted exactly (``dopr/rollouts`` in TRL's logs).  The
 selector's state is written into each TRL checkpoint
@@ -157,6 +159,8 @@ class DoprGRPOTrainer(GRPOTrainer):
                 f"selector {name!r} is not supported inside TRL (it rolls "
                 "out more than it trains); use one of "
                 f"{list(ONE_PROMPT_RULES) + ['full']}")
+        if name == "dopr":  # no probes in TRL: see the module docstring
+            selector_args = {"probe": 0, **(selector_args or {})}
         selector = (make_selector(name, **(selector_args or {}))
                     if name is not None else selector)
         if getattr(selector, "probe", 0):
