@@ -7,7 +7,8 @@ rate, loss, clipping, LoRA, seeds; settings mapped by
 * ``dopr_lite full`` vs ``trl full``: full-batch GRPO (8 prompts x G);
   TRL as it comes (its own shuffled sampler);
 * ``dopr_lite dopr`` vs ``trl dopr``: DoPR, one prompt a step; TRL through
-  ``DoprGRPOTrainer``.
+  ``DoprGRPOTrainer``; both without probes (``probe=0``: TRL trains on all
+  it generates, so it cannot probe).
 
 Each run is a fresh process (so its peak RSS is its own), dopr_lite and TRL
 alternating (A, B, A, B...) so that drift on a shared machine hits both.
@@ -111,6 +112,8 @@ def child(spec: dict) -> dict:
     from dopr_lite.config import DoprConfig
 
     cfg = DoprConfig.tiny(selector=spec["rule"],
+                          selector_args=({"probe": 0} if spec["rule"] == "dopr"
+                                         else {}),
                           max_rollouts=spec["rollouts"], seed=spec["seed"],
                           n_test=spec["n_test"], eval_k=0, save_every=0,
                           eval_every=10_000, out_dir=spec["out"])
