@@ -166,7 +166,7 @@ def main(argv=None) -> int:
                    dest="one_rollouts", help="budget of one-prompt rules")
     c.add_argument("--n-test", type=int, default=300, dest="n_test")
     c.add_argument("--rules", nargs="+", help="rule labels, or variants "
-                   "LABEL=RULE:key=value,... (e.g. p1=dopr:probe=1)")
+                   "LABEL=RULE:key=value,... (e.g. p0=dopr:probe=0)")
     c.add_argument("--out", help="default runs/bench/compare")
     c.add_argument("--resume", action="store_true",
                    help="continue or reuse finished runs in --out")

@@ -22,8 +22,9 @@ Rules (``SELECTORS``):
 * ``thompson`` :class:`Thompson`, Beta posterior per prompt, Thompson sample,
   pick the prompt whose sample is closest to p = 0.5 (MoPPS, Qu et al. 2025).
 * ``dopr``     :class:`DoPR`, one prompt per batch by reward volatility plus
-  an entropy-modulated exploration bonus (Zhang et al. 2026; our
-  interpretation, see the class docstring).
+  an entropy-modulated exploration bonus, after one probe rollout on each
+  of the two best new candidates (Zhang et al. 2026; our interpretation,
+  see the class docstring).
 """
 
 from __future__ import annotations
