@@ -257,8 +257,6 @@ class Thompson(Selector):
         self.post = BetaPosterior(alpha0, beta0, gamma)
 
     def select(self, candidates, ctx):
-        if ctx.entropy is not None:  # one forward pass per prompt and step
-            ctx = replace(ctx, entropy=_memo(ctx.entropy))
         cands = list(dict.fromkeys(candidates))
         ab = torch.tensor([self.post.params(i, ctx.step) for i in cands])
         with torch.random.fork_rng(devices=[]):  # own stream: resumable

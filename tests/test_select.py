@@ -171,7 +171,10 @@ def test_dopr_probe_top_probes_only_the_best_scoring_new_candidates():
         calls.append(list(indices))
         return torch.zeros(len(indices), n)
 
+    asked = []
+
     def entropy(indices):  # the bonus ranks 3 > 1 > 0 > 2
+        asked.extend(indices)
         return torch.tensor([{0: 0.5, 1: 0.8, 2: 0.1, 3: 0.9}[i]
                              for i in indices])
 
@@ -179,6 +182,7 @@ def test_dopr_probe_top_probes_only_the_best_scoring_new_candidates():
     sel.select([0, 1, 2, 3], _ctx(probe=probe, entropy=entropy))
     assert calls == [[3, 1]]
     assert set(sel.post.counts) == {1, 3}  # the others stay unprobed
+    assert sorted(asked) == [0, 1, 2, 3]  # one forward pass per prompt
 
 
 def test_dopr_prior_follows_the_pooled_success_rate():
