@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from dopr_lite.config import DoprConfig
-from dopr_lite.train import train
+from dopr_lite.loop import train
 
 
 def main(argv=None):
@@ -30,12 +30,13 @@ def main(argv=None):
     rows = []
     for seed in a.seeds:
         for control in (False, True):
-            cfg = DoprConfig.tiny(
-                max_rollouts=a.max_rollouts, seed=seed, n_test=a.n_test,
+            cfg = DoprConfig(
+                selector="full", max_rollouts=a.max_rollouts, seed=seed,
+                n_test=a.n_test,
                 eval_every=10_000, eval_k=0, save_every=0,
                 out_dir=f"{a.out}/{'shuffled' if control else 'grpo'}-{seed}")
             t0 = time.time()
-            r = train(cfg, progress=False, figure=False, resume=False,
+            r = train(cfg, progress=False, resume=False,
                       shuffle_rewards=control)
             rows.append({"seed": seed, "control": control,
                          "base": r.base_accuracy, "final": r.final_accuracy,

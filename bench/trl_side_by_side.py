@@ -39,9 +39,9 @@ from dopr_lite.env import peak_memory_gb, runs_dir, versions
 
 
 def run_dopr_lite(cfg) -> dict:
-    from dopr_lite.train import train
+    from dopr_lite.loop import train
 
-    r = train(cfg, progress=False, figure=False, resume=False)
+    r = train(cfg, progress=False, resume=False)
     return {"step_seconds": [m["seconds"] for m in r.metrics],
             "rollout_seconds": [m["rollout_seconds"] for m in r.metrics],
             "rollouts": r.counter.cost, "tokens": r.counter.cost_tokens,
@@ -53,12 +53,12 @@ def run_trl(cfg) -> dict:
     from trl import GRPOTrainer
 
     from dopr_lite.data import load_prompts
-    from dopr_lite.evaluate import evaluate
-    from dopr_lite.integrations.trl import (DoprGRPOTrainer, grpo_args,
-                                            lora_config)
-    from dopr_lite.policy import load_policy
+    from dopr_lite.evaluation import evaluate
+    from dopr_lite.integrations.trl import DoprGRPOTrainer, grpo_args
+    from dopr_lite.policy import load_policy, lora_config
     from dopr_lite.rewards import get_reward
     from dopr_lite.tiny import EMBEDDED_DIR
+    from dopr_lite.loop import EVAL_SEED_OFFSET
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -97,7 +97,8 @@ def run_trl(cfg) -> dict:
     per_step = trainer.args.per_device_train_batch_size
     ev = evaluate(model, tok, data.test, get_reward(cfg.reward), k=0,
                   max_new_tokens=cfg.max_new_tokens,
-                  batch_size=cfg.eval_batch, seed=cfg.seed + 10_007)
+                  batch_size=cfg.eval_batch,
+                  seed=cfg.seed + EVAL_SEED_OFFSET)
     lengths = [h["completions/mean_length"] for h in
                trainer.state.log_history if "completions/mean_length" in h]
     return {"step_seconds": timer.seconds,
@@ -111,12 +112,12 @@ def child(spec: dict) -> dict:
     """One run in this process: ``spec`` = engine, rule, budget, seed."""
     from dopr_lite.config import DoprConfig
 
-    cfg = DoprConfig.tiny(selector=spec["rule"],
-                          selector_args=({"probe": 0} if spec["rule"] == "dopr"
-                                         else {}),
-                          max_rollouts=spec["rollouts"], seed=spec["seed"],
-                          n_test=spec["n_test"], eval_k=0, save_every=0,
-                          eval_every=10_000, out_dir=spec["out"])
+    cfg = DoprConfig(selector=spec["rule"],
+                     selector_args=({"probe": 0} if spec["rule"] == "dopr"
+                                    else {}),
+                     max_rollouts=spec["rollouts"], seed=spec["seed"],
+                     n_test=spec["n_test"], eval_k=0, save_every=0,
+                     eval_every=10_000, out_dir=spec["out"])
     t0 = time.perf_counter()
     out = (run_dopr_lite if spec["engine"] == "dopr_lite" else run_trl)(cfg)
     return {**spec, **out, "wall_s": time.perf_counter() - t0,

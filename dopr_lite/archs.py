@@ -18,6 +18,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+from transformers import AutoModelForCausalLM, Qwen2Config
+
+from dopr_lite.tiny import build_tokenizer
+
 QWEN2_COMMON = dict(vocab_size=151936, hidden_act="silu", rms_norm_eps=1e-6,
                     rope_theta=1_000_000.0, max_position_embeddings=32768,
                     tie_word_embeddings=True)
@@ -35,8 +40,6 @@ ARCHS = {
 
 def config(name: str):
     """The transformers ``Qwen2Config`` of architecture ``name``."""
-    from transformers import Qwen2Config
-
     if name not in ARCHS:
         raise ValueError(f"unknown architecture {name!r}; choose one of "
                          f"{sorted(ARCHS)}")
@@ -48,11 +51,6 @@ def build(name: str, folder: Path, dtype: str = "bfloat16",
     """Write a random-weight model of architecture ``name`` to ``folder``
     (safetensors, no tokenizer: pair it with ``tokenizer="embedded:tiny"``,
     whose ids all lie inside Qwen's vocabulary)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from dopr_lite.tiny import build_tokenizer
-
     tok = build_tokenizer()
     cfg = config(name)
     cfg.bos_token_id, cfg.eos_token_id = tok.bos_token_id, tok.eos_token_id

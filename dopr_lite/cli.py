@@ -1,26 +1,43 @@
 """Command line: ``dopr-lite`` (or ``python -m dopr_lite``).
 
-    dopr-lite train                      # the main job: DoPR + GRPO reference
-    dopr-lite train --preset consumer_gpu --set model=Qwen/Qwen2.5-0.5B-Instruct
-    dopr-lite train --set num_generations=4 --set learning_rate=1e-3
-    dopr-lite compare                    # DoPR vs baselines (bench)
-    dopr-lite build-tiny                 # rebuild the embedded checkpoint
+Four commands: ``train`` (the main job by default), ``compare`` (the
+benchmark of selection rules), ``config`` (every field with its help) and
+``build-tiny`` (rebuild the embedded model).  Each prints user errors as one
+line naming the fix, exits 2, and writes nothing when it fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import sys
 from pathlib import Path
 
-from dopr_lite.config import ConfigError, DoprConfig
-from dopr_lite.env import PROFILES as PRESETS
-# the main job on the embedded default: DoPR, and full-batch GRPO with 4x
-# the rollouts as the reference curve
-MAIN_JOB = dict(selector="dopr", max_rollouts=512, eval_every=8, eval_k=0)
-REFERENCE_FACTOR = 4
+import torch
+
+from dopr_lite.compare import (REFERENCE_FACTOR, benchmark, format_table,
+                               full_batch_rule)
+from dopr_lite.config import PRESETS, DoprConfig
+from dopr_lite.env import runs_dir
+from dopr_lite.errors import USER_ERRORS, ConfigError
+from dopr_lite.evaluation import evaluate
+from dopr_lite.loop import train
+from dopr_lite.plots import FIGURES, plot_comparison, plot_runs, save_figure
+from dopr_lite.policy import load_policy
+from dopr_lite.rewards import exact_answer_reward
+from dopr_lite.runlog import summary_table
+from dopr_lite.select import SELECTORS
+from dopr_lite.task import task_dataset
+from dopr_lite.tiny import BUILD_MINUTES, EMBEDDED_DIR, build
+
+DESCRIPTION = """\
+dopr_lite: Dynamic One-Shot Policy Refinement (DoPR) for RLVR, on a laptop
+CPU (the embedded tiny model and task) or one consumer GPU (a real model)."""
+PRESET_HELP = "; ".join(f"{name}: {fn.__doc__.splitlines()[0].rstrip('.')}"
+                        for name, fn in PRESETS.items())
+RULES = ", ".join(SELECTORS)  # in the benchmark's order, DoPR last
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -29,24 +46,23 @@ def parse_overrides(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or key not in types:
-            raise ConfigError(f"--set {pair!r}: expected FIELD=VALUE with a "
-                              f"config field; fields: {sorted(types)}")
+        if not sep:
+            raise ConfigError(f"--set {pair!r}: expected FIELD=VALUE")
+        if key not in types:
+            close = difflib.get_close_matches(key, types, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ConfigError(f"--set {pair!r}: unknown config field "
+                              f"{key!r}; {hint}(`dopr-lite config` lists "
+                              "every field)")
         kind = types[key]
-        if kind in ("bool", bool):
+        if kind == "bool":
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise ConfigError(f"--set {key}: expected true or false")
             out[key] = raw.lower() in ("true", "1")
             continue
         try:
-            if kind in ("int", int):
-                out[key] = int(raw)
-            elif kind in ("float", float):
-                out[key] = float(raw)
-            elif kind in ("dict", dict):
-                out[key] = json.loads(raw)
-            else:
-                out[key] = raw
+            out[key] = {"int": int, "float": float, "dict": json.loads
+                        }.get(kind, str)(raw)
         except ValueError as err:
             raise ConfigError(f"--set {key}: expected a {kind} value, got "
                               f"{raw!r}") from err
@@ -54,26 +70,21 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from dopr_lite.plots import plot_runs, save_figure
-    from dopr_lite.train import summary_table, train
-
-    overrides = dict(MAIN_JOB) if args.preset == "tiny" else {}
-    for name in ("max_rollouts", "max_steps", "seed", "selector"):
-        value = getattr(args, name)
-        if value is not None:
-            overrides[name] = value
-    overrides.update(parse_overrides(args.set or []))
-    out = Path(args.out or "runs/main")
-    cfg = PRESETS[args.preset](**overrides)
+    overrides = {name: getattr(args, name) for name in (
+        "max_rollouts", "max_steps", "seed", "selector")
+        if getattr(args, name) is not None}
+    cfg = PRESETS[args.preset](**{**overrides,
+                                  **parse_overrides(args.set or [])})
+    out = Path(args.out)
+    reference = (args.reference if args.reference is not None
+                 else args.preset == "tiny")
     runs = {cfg.selector: dataclasses.replace(
         cfg, out_dir=str(out / cfg.selector))}
-    if not args.no_reference and cfg.selector != "full":
-        runs["full"] = dataclasses.replace(
-            cfg, selector="full", selector_args={},
-            max_rollouts=cfg.max_rollouts * REFERENCE_FACTOR,
-            # evaluate at the same rollout counts as the one-prompt run
-            eval_every=max(1, cfg.eval_every // cfg.prompts_per_step),
-            out_dir=str(out / "full"))
+    if reference and cfg.selector != "full":
+        runs["full"] = full_batch_rule(
+            REFERENCE_FACTOR * cfg.max_rollouts, cfg.eval_every,
+            cfg.prompts_per_step).config(cfg, max_steps=cfg.max_steps,
+                                         out_dir=str(out / "full"))
     results = {}
     for label, run_cfg in runs.items():
         print(f"== {label}: {run_cfg.max_rollouts or run_cfg.max_steps} "
@@ -81,6 +92,8 @@ def cmd_train(args) -> int:
               f"{run_cfg.out_dir}")
         results[label] = train(run_cfg, resume=not args.fresh,
                                progress=not args.no_progress)
+        save_figure(plot_runs({label: results[label]}), "run",
+                    run_cfg.out_dir)
     print()
     print(summary_table(results))
     if len(results) > 1:
@@ -92,40 +105,40 @@ def cmd_train(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from dopr_lite.compare import benchmark, format_table
-    from dopr_lite.env import runs_dir
-    from dopr_lite.plots import plot_comparison, save_figure
-
-    out = args.out or str(runs_dir("bench/compare"))
     command = "dopr-lite compare " + " ".join(args.argv)
     try:
         results, rows = benchmark(args.seeds, args.full_rollouts,
                                   args.one_rollouts, args.n_test, args.rules,
-                                  out, command, resume=args.resume)
+                                  args.out, command, resume=not args.fresh)
     except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
         raise ConfigError(f"--rules: {err}") from err
     target = rows[0]["targets"][0.95] if rows else None
     fig = plot_comparison(results, target=target,
                           title="DoPR vs baselines, embedded task")
-    print(f"figure: {save_figure(fig, args.figure)}")
+    print(f"figure: {save_figure(fig, args.figure, args.out)}")
+    if args.update_figures:
+        print(f"figure: {save_figure(fig, args.figure)}")
     if rows:
         print(format_table(rows))
-    print(f"wrote {out}/compare.json")
+    print(f"wrote {args.out}/compare.json")
+    return 0
+
+
+def cmd_config(args) -> int:
+    cfg = PRESETS[args.preset](**parse_overrides(args.set or []))
+    for f in dataclasses.fields(cfg):
+        value = json.dumps(getattr(cfg, f.name))
+        print(f"{f.name:<24}{value:<26} {f.metadata['help']}")
     return 0
 
 
 def cmd_build_tiny(args) -> int:
-    import torch
-
-    from dopr_lite.tiny import EMBEDDED_DIR, build
-
-    from dopr_lite.evaluate import evaluate
-    from dopr_lite.policy import load_policy
-    from dopr_lite.rewards import exact_answer_reward
-    from dopr_lite.task import task_dataset
-
+    out = EMBEDDED_DIR if args.update_asset else Path(args.out)
+    print(f"building the embedded model in {out}: about "
+          f"{BUILD_MINUTES * args.steps // 4000} minutes on 2 CPU cores")
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    out = args.out or EMBEDDED_DIR
     info = build(out, steps=args.steps, seed=args.seed)
     pol = load_policy(model=str(out), use_lora=False)
     info["heldout"] = evaluate(pol.model, pol.tokenizer,
@@ -133,69 +146,159 @@ def cmd_build_tiny(args) -> int:
                                exact_answer_reward, k=8)
     (Path(out) / "build_info.json").write_text(json.dumps(info, indent=1))
     print(json.dumps({k: v for k, v in info.items() if k != "warmup_log"}))
+    if not args.update_asset:
+        print(f"use it with --set model={out}, or rebuild with "
+              "--update-asset to replace the shipped model")
     return 0
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="dopr-lite", description=__doc__,
-                                formatter_class=argparse.RawTextHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train (the main job by default)")
-    t.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
-    t.add_argument("--out", help="output folder (default runs/main); "
-                   "each run writes to <out>/<selector>/")
-    t.add_argument("--max-rollouts", type=int, dest="max_rollouts")
-    t.add_argument("--max-steps", type=int, dest="max_steps")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--selector")
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="dopr-lite", description=DESCRIPTION, formatter_class=raw,
+        epilog=_examples("dopr-lite train", "dopr-lite compare --seeds 0",
+                         "dopr-lite config --preset consumer_gpu"))
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train", formatter_class=raw,
+        help="train a rule (default: the main job, DoPR + a reference)",
+        description="Train a selection rule with GRPO. With no options, the "
+        "main job: DoPR on the\nembedded model and task for 512 rollouts, "
+        f"then full-batch GRPO with {REFERENCE_FACTOR}x the\nrollouts as the "
+        "reference curve. A run resumes from its checkpoint in --out;\na run "
+        "with other settings there is refused (use --fresh or another "
+        "--out).",
+        epilog=_examples(
+            "dopr-lite train",
+            "dopr-lite train --selector thompson --set num_generations=4",
+            "dopr-lite train --preset consumer_gpu --set "
+            "model=Qwen/Qwen2.5-0.5B-Instruct"))
+    t.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+                   help=f"the run to start from (default: %(default)s). "
+                   f"{PRESET_HELP}")
+    t.add_argument("--out", default="runs/main",
+                   help="output folder; each run writes <out>/<rule>/ "
+                   "(default: %(default)s)")
+    t.add_argument("--max-rollouts", type=int, dest="max_rollouts",
+                   help="stop after this many training rollouts, probes "
+                   "included (default: the preset's, 512 for tiny)")
+    t.add_argument("--max-steps", type=int, dest="max_steps",
+                   help="stop after this many steps (default: no limit)")
+    t.add_argument("--seed", type=int,
+                   help="training seed (default: the preset's, 0)")
+    t.add_argument("--selector", choices=sorted(SELECTORS),
+                   metavar="RULE", help="the selection rule: "
+                   f"{', '.join(sorted(SELECTORS))} (default: the "
+                   "preset's, dopr)")
     t.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="override any config field (repeatable)")
-    t.add_argument("--no-reference", action="store_true",
-                   dest="no_reference",
-                   help="skip the full-batch GRPO reference run (which gets "
-                   f"{REFERENCE_FACTOR}x the rollouts)")
+                   help="set any config field, repeatable; `dopr-lite "
+                   "config` lists them (default: none)")
+    t.add_argument("--reference", action=argparse.BooleanOptionalAction,
+                   help="also train full-batch GRPO with "
+                   f"{REFERENCE_FACTOR}x the rollouts as the reference "
+                   "(default: on for tiny, off for consumer_gpu)")
     t.add_argument("--fresh", action="store_true",
-                   help="ignore checkpoints in the output folder")
-    t.add_argument("--no-progress", action="store_true")
+                   help="start over: ignore and replace the runs in --out "
+                   "(default: resume them)")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (default: show them)")
     t.set_defaults(func=cmd_train)
-    c = sub.add_parser("compare", help="DoPR vs baselines (bench)")
-    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+
+    c = sub.add_parser(
+        "compare", formatter_class=raw,
+        help="DoPR against its baselines over seeds (the benchmark)",
+        description=f"Train every rule ({RULES}) for each seed, from the "
+        "same checkpoint and\ncandidate stream, and print how many rollouts "
+        "each needs to reach 80% and\n95% of full-batch GRPO's gain. The "
+        "default (all six rules, 3 seeds) takes\nabout 21 minutes on 2 CPU "
+        "cores. Finished runs in --out are reused.",
+        epilog=_examples(
+            "dopr-lite compare",
+            "dopr-lite compare --seeds 0 --rules full random dopr",
+            "dopr-lite compare --rules full dopr p0=dopr:probe=0 "
+            "--out runs/bench/probe"))
+    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="seeds to run (default: 0 1 2)")
     c.add_argument("--full-rollouts", type=int, default=2048,
-                   dest="full_rollouts", help="budget of full-batch rules")
+                   dest="full_rollouts", help="budget of the rules that "
+                   "roll out every candidate (default: %(default)s)")
     c.add_argument("--one-rollouts", type=int, default=512,
-                   dest="one_rollouts", help="budget of one-prompt rules")
-    c.add_argument("--n-test", type=int, default=300, dest="n_test")
-    c.add_argument("--rules", nargs="+", help="rule labels, or variants "
-                   "LABEL=RULE:key=value,... (e.g. p0=dopr:probe=0)")
-    c.add_argument("--out", help="default runs/bench/compare")
-    c.add_argument("--resume", action="store_true",
-                   help="continue or reuse finished runs in --out")
+                   dest="one_rollouts", help="budget of the one-prompt "
+                   "rules (default: %(default)s)")
+    c.add_argument("--n-test", type=int, default=300, dest="n_test",
+                   help="held-out prompts (default: %(default)s)")
+    c.add_argument("--rules", nargs="+", metavar="RULE",
+                   help=f"rules to run: {RULES}, or variants "
+                   "LABEL=RULE:key=value,... such as p0=dopr:probe=0 "
+                   "(default: all six)")
+    c.add_argument("--out", default=runs_dir("bench/compare"),
+                   help="output folder (default: runs/bench/compare)")
+    c.add_argument("--fresh", action="store_true",
+                   help="start over: replace the runs in --out (default: "
+                   "reuse and resume them)")
     c.add_argument("--figure", default="bench_compare",
-                   help="name of the figure in figures/")
+                   help="figure name, written as <out>/<name>.png "
+                   "(default: %(default)s)")
+    c.add_argument("--update-figures", action="store_true",
+                   help="also write it to the repo's figures/ folder, "
+                   f"replacing the committed one ({FIGURES}; default: no)")
     c.set_defaults(func=cmd_compare)
-    b = sub.add_parser("build-tiny", help="rebuild the embedded tiny model")
-    b.add_argument("--steps", type=int, default=4000)
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--out", help="output folder (default: package assets)")
-    b.add_argument("--threads", type=int)
+
+    g = sub.add_parser(
+        "config", formatter_class=raw,
+        help="list every config field with its value and help",
+        description="Print each config field of a preset: name, value "
+        "(JSON) and what it does.",
+        epilog=_examples("dopr-lite config",
+                         "dopr-lite config --preset consumer_gpu",
+                         "dopr-lite config --set selector=thompson"))
+    g.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+                   help=f"the preset to show (default: %(default)s). "
+                   f"{PRESET_HELP}")
+    g.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="show it with these fields set (default: none)")
+    g.set_defaults(func=cmd_config)
+
+    b = sub.add_parser(
+        "build-tiny", formatter_class=raw,
+        help=f"rebuild the embedded tiny model (about {BUILD_MINUTES} "
+        "minutes)",
+        description="Build the embedded tiny model from scratch: tokenizer, "
+        "config, supervised\nwarm-up on the synthetic task, held-out "
+        f"evaluation. About {BUILD_MINUTES} minutes on\n2 CPU cores. Writes "
+        "to --out; the shipped model is replaced only with\n--update-asset.",
+        epilog=_examples("dopr-lite build-tiny",
+                         "dopr-lite build-tiny --update-asset",
+                         "dopr-lite build-tiny --steps 500 --out "
+                         "runs/tiny-quick"))
+    b.add_argument("--steps", type=int, default=4000,
+                   help="warm-up steps (default: %(default)s)")
+    b.add_argument("--seed", type=int, default=0,
+                   help="build seed (default: %(default)s)")
+    b.add_argument("--out", default=runs_dir("tiny"),
+                   help="output folder (default: runs/tiny)")
+    b.add_argument("--update-asset", action="store_true",
+                   help=f"write to the package's shipped model instead "
+                   f"({EMBEDDED_DIR}; default: no)")
+    b.add_argument("--threads", type=int,
+                   help="torch threads (default: torch's choice)")
     b.set_defaults(func=cmd_build_tiny)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     try:
         return args.func(args)
-    except user_errors() as err:  # one message, no traceback
+    except USER_ERRORS as err:  # one message, no traceback
         print(f"dopr-lite: {err}", file=sys.stderr)
         return 2
-
-
-def user_errors() -> tuple:
-    """Errors that name a fix for the user: shown without a traceback."""
-    from dopr_lite.data import DataError
-    from dopr_lite.policy import PolicyLoadError
-    from dopr_lite.train import CheckpointError, NonFiniteError, OutOfMemory
-
-    return (ConfigError, DataError, PolicyLoadError, CheckpointError,
-            NonFiniteError, OutOfMemory)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,9 @@
 :func:`run_rules` trains every rule for every seed from the same starting
 policy, with the same candidate stream, G, lengths, learning rate and loss
 (only the selector, its arguments and its rollout budget differ) and
-returns the :class:`~dopr_lite.train.RunResult` of each run.
-:func:`curves` puts the held-out accuracy of each rule's seeds on a common
-grid of rollouts, policy updates or training seconds;
-:func:`comparison` reduces them to the table notebook 05 and
+returns the :class:`~dopr_lite.runlog.RunResult` of each run.
+:func:`comparison` reduces them, through their accuracy curves
+(:func:`dopr_lite.runlog.curves`), to the table notebook 05 and
 ``bench/compare.py`` report: final accuracy, the rollouts each rule needs
 to reach a share (95%) of full-batch GRPO's gain, and the ratio.
 """
@@ -23,10 +22,11 @@ import numpy as np
 from dopr_lite.config import DoprConfig
 from dopr_lite.env import versions
 from dopr_lite.policy import load_policy
-from dopr_lite.train import RunResult, train
+from dopr_lite.runlog import RunResult, curves
+from dopr_lite.select import SELECTORS, make_selector
+from dopr_lite.loop import train
 
-AXES = {"rollouts": "rollouts (train + probe)",
-        "updates": "policy updates", "train_seconds": "training time (s)"}
+REFERENCE_FACTOR = 4  # full-batch GRPO's budget over a one-prompt run's
 
 
 @dataclass
@@ -39,25 +39,36 @@ class Rule:
     eval_every: int
     args: dict = field(default_factory=dict)
 
+    def config(self, base: DoprConfig, **overrides) -> DoprConfig:
+        """``base`` with this rule's selector, arguments and budget (in
+        rollouts only, unless ``overrides`` say otherwise)."""
+        return replace(base, **{
+            "selector": self.selector, "selector_args": dict(self.args),
+            "max_rollouts": self.max_rollouts, "max_steps": 0,
+            "eval_every": self.eval_every, **overrides})
+
+
+def full_batch_rule(rollouts: int, one_eval: int, prompts_per_step: int = 8,
+                    label: str = "full") -> Rule:
+    """Full-batch GRPO as the reference for one-prompt runs evaluated every
+    ``one_eval`` steps: ``rollouts`` to spend, evaluated at the same
+    rollout counts (every ``one_eval // prompts_per_step`` steps, >= 1)."""
+    return Rule(label, "full", rollouts, max(1, one_eval // prompts_per_step))
+
 
 def default_rules(full_rollouts: int = 2048, one_rollouts: int = 512,
-                  full_eval: int = 1, one_eval: int = 4) -> list[Rule]:
-    """The six contenders of notebook 05 and ``bench/compare.py``.
+                  one_eval: int = 4, prompts_per_step: int = 8) -> list[Rule]:
+    """Every selector of :data:`dopr_lite.select.SELECTORS`, in its order.
 
-    Full-batch rules (8 prompts x G per step) get ``full_rollouts``; the
-    one-prompt rules get ``one_rollouts``.  Evaluations fall every
-    ``full_eval`` full-batch steps and every ``one_eval`` one-prompt steps
-    (the same number of rollouts between evaluations when their ratio is
-    the batch size).
+    Rules that roll out every candidate get ``full_rollouts`` and the
+    reference's evaluation spacing (:func:`full_batch_rule`); one-prompt
+    rules get ``one_rollouts`` and evaluate every ``one_eval`` steps.
     """
-    return [
-        Rule("full", "full", full_rollouts, full_eval),
-        Rule("dynamic", "dynamic", full_rollouts, full_eval),
-        Rule("fixed", "fixed", one_rollouts, one_eval),
-        Rule("random", "random", one_rollouts, one_eval),
-        Rule("thompson", "thompson", one_rollouts, one_eval),
-        Rule("dopr", "dopr", one_rollouts, one_eval),
-    ]
+    full = full_batch_rule(full_rollouts, one_eval, prompts_per_step)
+    return [replace(full, label=name, selector=name)
+            if make_selector(name).shape.picks is None
+            else Rule(name, name, one_rollouts, one_eval)
+            for name in SELECTORS]
 
 
 def parse_rules(specs, full_rollouts: int = 2048,
@@ -104,32 +115,15 @@ def run_rules(rules: list[Rule], seeds: list[int], base: DoprConfig,
     results: dict[str, list[RunResult]] = {}
     for rule in rules:
         for seed in seeds:
-            cfg = replace(base, selector=rule.selector,
-                          selector_args=dict(rule.args),
-                          max_rollouts=rule.max_rollouts, max_steps=0,
-                          eval_every=rule.eval_every, seed=seed,
-                          out_dir=str(Path(out_root) / f"{rule.label}-s{seed}"))
-            cfg.validate()
+            cfg = rule.config(base, seed=seed, out_dir=str(
+                Path(out_root) / f"{rule.label}-s{seed}"))
             r = train(cfg, policy=load_policy(cfg), data=data,
-                      resume=resume, progress=False, figure=False,
-                      log=lambda *a: None)
+                      resume=resume, progress=False, log=lambda *a: None)
             results.setdefault(rule.label, []).append(r)
             log(f"{rule.label:<18} seed {seed}: {r.base_accuracy:.3f} -> "
                 f"{r.final_accuracy:.3f} in {r.counter.cost} rollouts, "
                 f"{len(r.metrics)} steps, {r.seconds:.0f} s")
     return results
-
-
-def curves(runs: list[RunResult], axis: str = "rollouts",
-           grid: np.ndarray | None = None, points: int = 101):
-    """(grid, accuracy per seed on the grid): linear interpolation between
-    evaluations, held at the last value after a run's end."""
-    xs = [np.array([e[axis] for e in r.evals], dtype=float) for r in runs]
-    ys = [np.array([e["accuracy"] for e in r.evals]) for r in runs]
-    if grid is None:
-        grid = np.linspace(0, max(x[-1] for x in xs), points)
-    return grid, np.stack([np.interp(grid, x, y) for x, y in zip(
-        xs, ys, strict=True)])
 
 
 def rollouts_to_reach(runs: list[RunResult], target: float,
@@ -212,7 +206,7 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int = 2048,
     versions, the table and every eval curve); return (results, rows)."""
     chosen = (parse_rules(rules, full_rollouts, one_rollouts) if rules
               else default_rules(full_rollouts, one_rollouts))
-    base = DoprConfig.tiny(n_test=n_test, eval_k=0, save_every=0)
+    base = DoprConfig(n_test=n_test, eval_k=0, save_every=0)
     t0 = time.time()
     results = run_rules(chosen, list(seeds), base, out_dir, resume=resume,
                         log=log)

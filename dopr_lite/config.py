@@ -1,8 +1,18 @@
-"""One configuration dataclass, with named presets.
+"""One configuration dataclass, and the named presets built from it.
 
-Defaults follow TRL's ``GRPOConfig`` and the papers cited per field, scaled
-down where the embedded tiny model needs it.  ``DoprConfig.tiny()`` is the
-CPU/CI preset; ``DoprConfig.consumer_gpu()`` is a real model on one card.
+Every field carries a one-line help in ``field(metadata={"help": ...})``
+(TRL's convention), which ``dopr-lite config`` prints; defaults follow TRL's
+``GRPOConfig`` and the papers cited per field, scaled down where the
+embedded tiny model needs it.  A bare ``DoprConfig()`` is full-batch GRPO
+on the embedded model with no budget; a *preset* is a complete run:
+
+* ``DoprConfig.tiny()``: DoPR on the embedded model and task, 512 rollouts
+  (the main job; minutes on a laptop CPU);
+* ``DoprConfig.consumer_gpu()``: DoPR on Qwen2.5-Math-1.5B in 4-bit with
+  LoRA, on one 8-24 GB card.
+
+``DoprConfig(...)`` checks every field when it is built (types, ranges, the
+names of the reward and the selector and its arguments) and builds nothing.
 Every run writes its config as JSON next to its results.
 """
 
@@ -14,6 +24,10 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+from dopr_lite.errors import ConfigError
+from dopr_lite.rewards import reward_names
+from dopr_lite.select import check_selector
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 SCALE_REWARDS = ("group", "batch", "none")
@@ -29,104 +43,147 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-class ConfigError(ValueError):
-    """A config field has an impossible value; the message names the fix."""
+def knob(default, help: str):
+    """A config field with its one-line help."""
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default),
+                     metadata={"help": help})
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class DoprConfig:
     # --- Model --------------------------------------------------------------
-    model: str = "embedded:tiny"  # "embedded:tiny", a local dir or a hub id
-    tokenizer: str = ""  # tokenizer source if not the model's (same forms)
-    device: str = "auto"  # "auto" picks cuda > mps > cpu; never overridden
-    dtype: str = "float32"  # weights dtype: float32 | bfloat16 | float16
-    load_in_4bit: bool = False  # NF4 via bitsandbytes (QLoRA, Dettmers 2023)
-    bnb_double_quant: bool = True  # QLoRA's double quantisation
-    bnb_compute_dtype: str = "bfloat16"  # compute dtype of 4-bit matmuls
-    use_lora: bool = True  # LoRA adapters (Hu et al. 2021); else full FT
-    lora_r: int = 16  # LoRA rank
-    lora_alpha: int = 32  # LoRA scale numerator (alpha / r)
-    lora_dropout: float = 0.0  # TRL/one-shot RLVR use no dropout for RL
-    lora_target: str = "all-linear"  # peft target modules, or comma list
-    gradient_checkpointing: bool = False  # trade compute for memory
-    trust_remote_code: bool = False  # only if you trust the hub repo
+    model: str = knob("embedded:tiny", "'embedded:tiny', a local model "
+                      "directory or a Hugging Face hub id")
+    tokenizer: str = knob("", "tokenizer source if not the model's "
+                          "(same forms)")
+    device: str = knob("auto", "'auto' picks cuda > mps > cpu; an explicit "
+                       "device is honoured or refused, never replaced")
+    dtype: str = knob("float32", "weights dtype: float32 | bfloat16 | "
+                      "float16")
+    load_in_4bit: bool = knob(False, "NF4 weights via bitsandbytes (QLoRA, "
+                              "Dettmers et al. 2023); needs use_lora")
+    bnb_double_quant: bool = knob(True, "QLoRA's double quantisation of "
+                                  "the 4-bit scales")
+    bnb_compute_dtype: str = knob("bfloat16", "compute dtype of the 4-bit "
+                                  "matmuls")
+    use_lora: bool = knob(True, "train LoRA adapters (Hu et al. 2021); "
+                          "false: full fine-tuning")
+    lora_r: int = knob(16, "LoRA rank")
+    lora_alpha: int = knob(32, "LoRA scale numerator (the scale is "
+                           "alpha / r)")
+    lora_dropout: float = knob(0.0, "LoRA dropout (TRL and one-shot RLVR "
+                               "use none for RL)")
+    lora_target: str = knob("all-linear", "peft target modules: "
+                            "'all-linear' or a comma list of names")
+    gradient_checkpointing: bool = knob(False, "recompute activations in "
+                                        "the update: less memory, more "
+                                        "compute")
+    trust_remote_code: bool = knob(False, "run the model repo's own Python "
+                                   "code; only for repos you trust")
 
     # --- Data ---------------------------------------------------------------
-    dataset: str = "embedded"  # "embedded", "gsm8k", "math500" or a file
-    n_train: int = 256  # RL prompt pool size (one-shot RLVR: 1 to 1.2k)
-    n_test: int = 300  # held-out prompts for evaluation
-    data_seed: int = 0  # seed of the synthetic task's problem draw
-    reward: str = "exact"  # "exact", "math_verify" (+ ",format")
-    bad_rows: str = "error"  # a bad data row: "error", or "skip" (counted
-    #                          and reported, never scored)
-    label_noise: float = 0.0  # share of RL pool rows given another row's
-    #                          gold answer: a controlled test, unsolvable
-    #                          prompts (the held-out split stays clean)
+    dataset: str = knob("embedded", "'embedded', 'gsm8k', 'math500', or a "
+                        ".jsonl/.parquet file")
+    n_train: int = knob(256, "RL prompt pool size (one-shot RLVR trains on "
+                        "1 to 1.2k prompts)")
+    n_test: int = knob(300, "held-out prompts for evaluation")
+    data_seed: int = knob(0, "seed of the synthetic task's problem draw")
+    reward: str = knob("exact", "'exact', 'math_verify' or 'format', or a "
+                       "comma list summed (e.g. 'math_verify,format')")
+    bad_rows: str = knob("error", "a bad data row: 'error' stops, 'skip' "
+                         "skips it (counted and reported, never scored)")
+    label_noise: float = knob(0.0, "share of RL-pool rows given another "
+                              "row's gold answer: unsolvable prompts, a "
+                              "controlled test (held-out split stays clean)")
 
     # --- Rollouts -----------------------------------------------------------
-    num_generations: int = 8  # G, rollouts per prompt (TRL default 8)
-    max_new_tokens: int = 48  # completion length cap
-    temperature: float = 1.0  # sampling temperature (TRL default 1.0)
-    top_p: float = 1.0  # nucleus sampling
-    top_k: int = 0  # 0 disables top-k
+    num_generations: int = knob(8, "G, rollouts per prompt (TRL's "
+                                "default 8)")
+    max_new_tokens: int = knob(48, "completion length cap, in tokens")
+    temperature: float = knob(1.0, "sampling temperature (TRL's default "
+                              "1.0)")
+    top_p: float = knob(1.0, "nucleus sampling: keep the smallest token "
+                        "set with this much probability")
+    top_k: int = knob(0, "keep the k most likely tokens (0: off)")
 
     # --- GRPO update --------------------------------------------------------
-    learning_rate: float = 2e-3  # tiny LoRA; TRL's default is 1e-6 (full FT)
-    loss_type: str = "dr_grpo"  # grpo | dr_grpo (Liu 2025) | dapo (Yu 2025)
-    scale_rewards: str = "group"  # std-scale advantages; "none" = Dr. GRPO
-    epsilon: float = 0.2  # PPO clip range (Schulman 2017)
-    epsilon_high: float = 0.28  # DAPO's clip-higher (Yu et al. 2025)
-    beta: float = 0.0  # KL weight; 0 as in DAPO/Dr. GRPO; >0 uses the
-    #                    adapter-disabled model as reference
-    entropy_coef: float = 0.0  # entropy bonus (one-shot RLVR uses -0.001
-    #                            as a loss, i.e. a bonus of 0.001)
-    max_grad_norm: float = 1.0  # gradient clipping
-    micro_batch: int = 64  # sequences per forward/backward (memory bound)
-    num_iterations: int = 1  # updates per batch of rollouts (GRPO's mu)
-    weight_decay: float = 0.0
+    learning_rate: float = knob(2e-3, "AdamW learning rate, constant; "
+                                "sized for the tiny LoRA (TRL's default "
+                                "1e-6 is for full fine-tuning)")
+    loss_type: str = knob("dr_grpo", "token aggregation: grpo | dr_grpo "
+                          "(Liu et al. 2025) | dapo (Yu et al. 2025)")
+    scale_rewards: str = knob("group", "divide advantages by the group's "
+                              "std ('group'), the batch's, or not ('none', "
+                              "Dr. GRPO)")
+    epsilon: float = knob(0.2, "PPO clip range, lower side (Schulman et "
+                          "al. 2017)")
+    epsilon_high: float = knob(0.28, "clip range, upper side: DAPO's "
+                               "clip-higher (Yu et al. 2025)")
+    beta: float = knob(0.0, "KL weight; 0 as in DAPO and Dr. GRPO; > 0 "
+                       "uses the adapter-disabled model as reference")
+    entropy_coef: float = knob(0.0, "entropy bonus weight (one-shot RLVR "
+                               "uses 0.001)")
+    max_grad_norm: float = knob(1.0, "gradient clipping norm")
+    micro_batch: int = knob(64, "sequences per forward/backward pass (bounds "
+                            "the update's memory)")
+    num_iterations: int = knob(1, "updates per batch of rollouts (GRPO's "
+                               "mu)")
+    weight_decay: float = knob(0.0, "AdamW weight decay")
 
     # --- Loop ---------------------------------------------------------------
-    selector: str = "full"  # which prompts of a batch get rollouts:
-    #                         full | random | fixed | dynamic | thompson |
-    #                         dopr (see dopr_lite.select)
-    selector_args: dict = field(default_factory=dict)  # e.g. {"c": 0.5}
-    prompts_per_step: int = 8  # candidate prompts drawn per step
-    max_steps: int = 0  # stop after this many steps (0: no limit)
-    max_rollouts: int = 0  # stop once this many rollouts are spent (0: no)
-    eval_every: int = 5  # evaluate every N steps (and at start and end)
-    eval_k: int = 4  # sampled pass@k on the held-out split (0: greedy only)
-    eval_batch: int = 300  # prompts per evaluation generate call
-    save_every: int = 10  # checkpoint every N steps (0: only at the end)
-    seed: int = 0  # training seed (sampling, batches)
-    out_dir: str = "runs/default"  # metrics, config, figure, checkpoints
+    selector: str = knob("full", "which prompts of a candidate batch get "
+                         "rollouts: full | random | fixed | dynamic | "
+                         "thompson | dopr (dopr_lite.select)")
+    selector_args: dict = knob({}, "the selector's arguments as JSON, e.g. "
+                               "{\"c\": 0.5, \"probe\": 0}")
+    prompts_per_step: int = knob(8, "candidate prompts drawn per step "
+                                 "(full-batch GRPO trains on all of them)")
+    max_steps: int = knob(0, "stop after this many steps (0: no limit)")
+    max_rollouts: int = knob(0, "stop once this many training rollouts "
+                             "(probes included) are spent (0: no limit)")
+    eval_every: int = knob(5, "evaluate every N steps (and at start and "
+                           "end)")
+    eval_k: int = knob(4, "sampled completions per held-out prompt for "
+                       "pass@k (0: greedy accuracy only)")
+    eval_batch: int = knob(300, "prompts per evaluation generate call")
+    save_every: int = knob(10, "checkpoint every N steps (0: only at the "
+                           "end)")
+    seed: int = knob(0, "training seed (sampling, candidate draws, LoRA "
+                     "init)")
+    out_dir: str = knob("runs/default", "folder for config, metrics, "
+                        "evaluations and checkpoints")
 
-    extra: dict = field(default_factory=dict)  # free-form notes
+    extra: dict = knob({}, "free-form notes, saved with the config")
 
     # --- presets ------------------------------------------------------------
     @classmethod
     def tiny(cls, **overrides) -> "DoprConfig":
-        """The embedded tiny model and task: minutes on a laptop CPU."""
-        return cls(**overrides)
+        """DoPR on the embedded model and task, 512 rollouts: the main job."""
+        base = dict(selector="dopr", max_rollouts=512, eval_every=8,
+                    eval_k=0)
+        return cls(**{**base, **overrides})
 
     @classmethod
     def consumer_gpu(cls, **overrides) -> "DoprConfig":
-        """Qwen2.5-Math-1.5B, QLoRA, on one 8-24 GB card (MATH-style)."""
+        """DoPR on Qwen2.5-Math-1.5B, 4-bit + LoRA, GSM8K, one 8-24 GB card."""
         base = dict(
             model="Qwen/Qwen2.5-Math-1.5B", dtype="bfloat16",
             load_in_4bit=True, lora_r=32, lora_alpha=64,
             gradient_checkpointing=True, dataset="gsm8k",
             reward="math_verify", bad_rows="skip", max_new_tokens=768,
-            learning_rate=1e-5,
-            micro_batch=4, prompts_per_step=8, n_test=500, eval_batch=32,
-            eval_every=10, save_every=10)
-        base.update(overrides)
-        return cls(**base)
+            learning_rate=1e-5, selector="dopr", max_rollouts=400,
+            micro_batch=4, prompts_per_step=8, n_test=200, eval_k=0,
+            eval_batch=32, eval_every=10, save_every=10)
+        return cls(**{**base, **overrides})
 
     # --- validation and I/O -------------------------------------------------
     def __post_init__(self):
         self.validate()
 
     def validate(self) -> None:
+        """Raise ConfigError naming the first impossible field and its fix."""
         def bad(name, why):
             raise ConfigError(f"config field {name!r}: {why}")
 
@@ -179,12 +236,14 @@ class DoprConfig:
             bad("load_in_4bit", "4-bit loading needs bitsandbytes, which is "
                 "not installed; `pip install bitsandbytes` or set "
                 "load_in_4bit=False")
-        # names resolve now, not at step 1 of a long run
-        from dopr_lite.rewards import get_reward
-        from dopr_lite.select import make_selector
+        reward_names(self.reward)  # names resolve now, not at step 1
+        check_selector(self.selector, self.selector_args)
 
-        get_reward(self.reward)
-        make_selector(self.selector, **self.selector_args)
+    @staticmethod
+    def help(name: str) -> str:
+        """The one-line help of field ``name``."""
+        return next(f.metadata["help"] for f in fields(DoprConfig)
+                    if f.name == name)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -209,3 +268,6 @@ class DoprConfig:
         if unknown:
             raise ConfigError(f"{path}: unknown config fields {unknown}")
         return cls(**data)
+
+
+PRESETS = {"tiny": DoprConfig.tiny, "consumer_gpu": DoprConfig.consumer_gpu}

@@ -23,13 +23,18 @@ last); the embedded task's prompts are used as they are.
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
+from datasets import Dataset, load_dataset
+
 from dopr_lite import task as T
-from dopr_lite.config import ConfigError, DoprConfig
+from dopr_lite.config import DoprConfig
+from dopr_lite.env import hub_offline
+from dopr_lite.errors import ConfigError, DataError
+from dopr_lite.rewards import gold_problem
 
 INSTRUCTION = ("Let's think step by step and output the final answer "
                "after \"####\".")
@@ -40,10 +45,6 @@ HUB_SOURCES = {
     "gsm8k": ("openai/gsm8k", "main", "train", "test"),
     "math500": ("HuggingFaceH4/MATH-500", None, "test", "test"),
 }
-
-
-class DataError(ValueError):
-    """A data file or row is unusable; the message names file/row/field."""
 
 
 @dataclass
@@ -119,8 +120,6 @@ def row_problem(row, reward: str) -> tuple[str, str] | None:
     that the configured reward can parse it (gold answers are parsed once,
     here, so a bad one can never score every completion 0 or 1 silently).
     """
-    from dopr_lite.rewards import gold_problem
-
     if not isinstance(row, dict):
         return "row", f"expected an object, got {type(row).__name__}"
     rid = row.get("id", row.get("unique_id"))
@@ -156,8 +155,6 @@ def _rows_to_dataset(rows, labels, source: str, cfg: DoprConfig, tokenizer,
     ``labels`` name each row in messages ("line 7", "row 3"); ``seen``
     carries ids across splits, so a duplicate is caught wherever it is.
     """
-    from datasets import Dataset
-
     out = []
     for row, where in zip(rows, labels, strict=True):
         problem = row_problem(row, cfg.reward)
@@ -223,8 +220,6 @@ def read_rows(path: Path) -> tuple[list[dict], list[str]]:
     """Rows and their labels from a ``.jsonl`` or ``.parquet`` file."""
     path = Path(path)
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         try:
             rows = pq.read_table(path).to_pylist()
         except Exception as err:  # pyarrow raises several kinds
@@ -236,11 +231,8 @@ def read_rows(path: Path) -> tuple[list[dict], list[str]]:
 
 
 def _hub_dataset(name: str):
-    from datasets import load_dataset
-
     repo, subset, train_split, test_split = HUB_SOURCES[name]
-    offline = any(os.environ.get(v, "").lower() in ("1", "true", "yes")
-                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    offline = hub_offline(datasets=True)
     try:
         ds = load_dataset(repo, subset)
     except Exception as err:  # datasets raises several kinds

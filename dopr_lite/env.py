@@ -1,10 +1,10 @@
-"""The run environment: seeds, the active profile, package versions.
+"""The run environment: seeds, the preset in use, package versions, paths.
 
 A notebook's first cell calls these three, so that what it ran with is
 visible in its output:
 
     set_seed(0)
-    cfg = profile_config()      # DOPR_PROFILE=tiny (default) | consumer_gpu
+    cfg = preset_config()      # DOPR_PRESET=tiny (default) | consumer_gpu
     print(versions())
 """
 
@@ -14,44 +14,47 @@ import os
 import platform
 import random
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from dopr_lite.config import ConfigError, DoprConfig
+import numpy as np
+import torch
 
-PROFILES = {"tiny": DoprConfig.tiny, "consumer_gpu": DoprConfig.consumer_gpu}
+from dopr_lite.config import PRESETS, DoprConfig
+from dopr_lite.errors import ConfigError
+
+try:
+    import resource
+except ImportError:  # Windows has no getrusage
+    resource = None
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python, NumPy (if present) and torch (CPU and CUDA)."""
-    import torch
-
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
     random.seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed % 2**32)
-    except ImportError:
-        pass
+    np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def profile_name() -> str:
-    return os.environ.get("DOPR_PROFILE", "tiny")
+def preset_name() -> str:
+    """The preset ``$DOPR_PRESET`` names (default ``tiny``)."""
+    if "DOPR_PROFILE" in os.environ and "DOPR_PRESET" not in os.environ:
+        raise ConfigError("DOPR_PROFILE was renamed DOPR_PRESET; set "
+                          f"DOPR_PRESET={os.environ['DOPR_PROFILE']} instead")
+    name = os.environ.get("DOPR_PRESET", "tiny")
+    if name not in PRESETS:
+        raise ConfigError(f"DOPR_PRESET={name!r}: use one of "
+                          f"{sorted(PRESETS)}")
+    return name
 
 
-def profile_config(**overrides) -> DoprConfig:
-    """The preset that ``DOPR_PROFILE`` names, with overrides."""
-    name = profile_name()
-    if name not in PROFILES:
-        raise ConfigError(f"DOPR_PROFILE={name!r}: use one of "
-                          f"{sorted(PROFILES)}")
-    return PROFILES[name](**overrides)
+def preset_config(**overrides) -> DoprConfig:
+    """The preset that ``$DOPR_PRESET`` names, with overrides."""
+    return PRESETS[preset_name()](**overrides)
 
 
 def versions() -> dict:
     """Versions of Python and the packages the results depend on."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = {"python": platform.python_version()}
     for pkg in ("dopr_lite", "torch", "transformers", "peft",
                 "bitsandbytes", "datasets", "math-verify"):
@@ -65,8 +68,6 @@ def versions() -> dict:
 def reset_peak_memory() -> None:
     """Start a new peak for :func:`peak_memory_gb` (CUDA only: a process's
     peak resident memory cannot be reset)."""
-    import torch
-
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
 
@@ -74,17 +75,22 @@ def reset_peak_memory() -> None:
 def peak_memory_gb() -> float:
     """Peak device memory since the last reset on CUDA (allocated by
     torch); on CPU the process's peak resident memory so far."""
-    import torch
-
     if torch.cuda.is_available():
         return round(torch.cuda.max_memory_allocated() / 1e9, 3)
-    try:
-        import resource
-    except ImportError:  # Windows
+    if resource is None:  # Windows
         return float("nan")
     scale = 1 if sys.platform == "darwin" else 1024  # bytes vs KiB
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
     return round(peak / 1e9, 3)
+
+
+def hub_offline(datasets: bool = False) -> bool:
+    """Whether ``$HF_HUB_OFFLINE`` (for datasets also
+    ``$HF_DATASETS_OFFLINE``) forbids downloads, read as huggingface_hub
+    reads it."""
+    names = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")[:2 if datasets else 1]
+    return any(os.environ.get(v, "").strip().lower() in (
+        "1", "true", "yes", "on") for v in names)
 
 
 def project_root() -> Path:

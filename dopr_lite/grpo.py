@@ -121,7 +121,9 @@ def grpo_update(model, optimizer, rollouts: Rollouts, advantages, *,
                 entropy_coef=0.0, eps_low=0.2, eps_high=None,
                 temperature=1.0, micro_batch=64, max_grad_norm=1.0,
                 trainable=None) -> dict:
-    """One optimiser step on a batch of rollouts; returns its statistics.
+    """One optimiser step on a batch of rollouts; returns its statistics
+    (``skipped``: why no step was taken, "" if one was; ``nonfinite``: the
+    loss or gradient held NaN/inf, so the step was skipped).
 
     ``advantages`` is per rollout, shape (N,).  Uses
     ``rollouts.old_logprobs`` when set (several updates per batch), else the
@@ -160,8 +162,8 @@ def grpo_update(model, optimizer, rollouts: Rollouts, advantages, *,
     totals["grad_norm"] = float(grad_norm)
     if not (math.isfinite(totals["loss"]) and math.isfinite(grad_norm)):
         optimizer.zero_grad(set_to_none=True)
-        totals["skipped"] = "non-finite loss or gradient"
+        totals.update(skipped="non-finite loss or gradient", nonfinite=True)
         return totals
     optimizer.step()
-    totals["skipped"] = ""
+    totals.update(skipped="", nonfinite=False)
     return totals

@@ -10,24 +10,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dopr_lite.env import project_root
+import matplotlib
+
+if "inline" not in matplotlib.get_backend().lower():
+    matplotlib.use("Agg")  # headless unless a notebook draws inline
+import matplotlib.pyplot as plt  # noqa: E402
+
+from dopr_lite.env import project_root  # noqa: E402
+from dopr_lite.runlog import AXES, curves  # noqa: E402
 
 FIGURES = Path(os.environ.get("DOPR_FIGURES",
                               project_root() / "figures"))
 
 
-def _plt():
-    import matplotlib
-
-    if "inline" not in matplotlib.get_backend().lower():
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_figure(fig, name: str, folder: Path | None = None) -> Path:
-    """Save ``fig`` as ``<folder>/<name>.png`` and return the path."""
+    """Save ``fig`` as ``<folder>/<name>.png`` (default ``FIGURES``) and
+    return the path."""
     folder = Path(folder or FIGURES)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
@@ -38,9 +36,8 @@ def save_figure(fig, name: str, folder: Path | None = None) -> Path:
 def plot_runs(runs: dict, title: str = ""):
     """Held-out accuracy and train reward against rollouts, one line a run.
 
-    ``runs`` maps a label to a :class:`~dopr_lite.train.RunResult`.
+    ``runs`` maps a label to a :class:`~dopr_lite.runlog.RunResult`.
     """
-    plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     for label, r in runs.items():
         xs = [e["rollouts"] for e in r.evals]
@@ -68,23 +65,12 @@ def plot_runs(runs: dict, title: str = ""):
     return fig
 
 
-def plot_run(result, path: Path):
-    """Draw one run and save it at ``path`` (used by the training loop)."""
-    fig = plot_runs({"run": result})
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    _plt().close(fig)
-    return path
-
-
 def plot_comparison(results: dict, axes=("rollouts", "updates",
                                          "train_seconds"),
                     target: float | None = None, title: str = ""):
     """Held-out accuracy of several rules (mean and min-max band over
     seeds) against each of ``axes``; ``results`` maps a label to a list of
-    :class:`~dopr_lite.train.RunResult` (see :mod:`dopr_lite.compare`)."""
-    from dopr_lite.compare import AXES, curves
-
-    plt = _plt()
+    :class:`~dopr_lite.runlog.RunResult` (see :mod:`dopr_lite.compare`)."""
     fig, panels = plt.subplots(1, len(axes), figsize=(4.6 * len(axes), 3.6),
                                squeeze=False)
     for ax, axis in zip(panels[0], axes, strict=True):
@@ -115,7 +101,6 @@ def plot_step_costs(runs: dict, title: str = ""):
     columns of each run's metrics (CUDA: peak allocated in the step; CPU:
     the process's peak RSS so far).
     """
-    plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
     labels = list(runs)
     mean = {key: [sum(m[key] for m in r.metrics) / len(r.metrics)

@@ -15,22 +15,24 @@ Safety: weights load from safetensors only (``use_safetensors=True``), and
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub import try_to_load_from_cache
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from transformers import (AutoModelForCausalLM, AutoTokenizer,
+                          BitsAndBytesConfig)
+from transformers.utils import logging as hf_logging
 
-from dopr_lite.config import ConfigError, DoprConfig
+from dopr_lite.config import DoprConfig
+from dopr_lite.env import hub_offline
+from dopr_lite.errors import ConfigError, PolicyLoadError
 from dopr_lite.tiny import EMBEDDED, EMBEDDED_DIR
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16,
            "float16": torch.float16}
-
-
-class PolicyLoadError(RuntimeError):
-    """The model could not be loaded; the message says how to fix it."""
 
 
 @dataclass
@@ -81,11 +83,7 @@ def resolve_source(name: str) -> str:
         return str(Path(name).expanduser())
     if name.startswith((".", "/", "~")):
         raise PolicyLoadError(f"model directory {name!r} does not exist")
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in (
-        "1", "true", "yes", "on")
-    if offline:
-        from huggingface_hub import try_to_load_from_cache
-
+    if hub_offline():
         hit = try_to_load_from_cache(name, "config.json")
         if not isinstance(hit, str):
             raise PolicyLoadError(
@@ -98,32 +96,29 @@ def resolve_source(name: str) -> str:
 
 
 def quantization_config(cfg: DoprConfig):
-    """The bitsandbytes NF4 config that ``load_in_4bit`` asks for."""
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError as err:
-        raise ConfigError(
-            "config field 'load_in_4bit': 4-bit loading needs bitsandbytes, "
-            "which is not installed; `pip install bitsandbytes` or set "
-            "load_in_4bit=False") from err
-    from transformers import BitsAndBytesConfig
-
+    """The bitsandbytes NF4 config that ``load_in_4bit`` asks for (the
+    config checked at start-up that bitsandbytes is installed)."""
     return BitsAndBytesConfig(
         load_in_4bit=True, bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=cfg.bnb_double_quant,
         bnb_4bit_compute_dtype=_DTYPES[cfg.bnb_compute_dtype])
 
 
-def _lora_targets(spec: str):
-    return "all-linear" if spec == "all-linear" else [
-        s.strip() for s in spec.split(",") if s.strip()]
+def lora_config(cfg: DoprConfig) -> LoraConfig | None:
+    """peft's ``LoraConfig`` for ``cfg`` (None: full fine-tuning), for both
+    engines: :func:`load_policy` and TRL's ``peft_config``."""
+    if not cfg.use_lora:
+        return None
+    target = "all-linear" if cfg.lora_target == "all-linear" else [
+        s.strip() for s in cfg.lora_target.split(",") if s.strip()]
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                      lora_dropout=cfg.lora_dropout, target_modules=target,
+                      task_type="CAUSAL_LM")
 
 
 @contextlib.contextmanager
 def _quiet_loading(quiet: bool):
     """Hide transformers' weight-loading bar (noise for a 3 MB model)."""
-    from transformers.utils import logging as hf_logging
-
     was_on = hf_logging.is_progress_bar_enabled()
     if quiet and was_on:
         hf_logging.disable_progress_bar()
@@ -143,8 +138,6 @@ def _load_error(name: str, err: Exception) -> PolicyLoadError:
 def load_tokenizer(cfg: DoprConfig):
     """The tokenizer ``cfg`` names (``cfg.tokenizer``, else the model's),
     padding on the left for generation, with a pad token."""
-    from transformers import AutoTokenizer
-
     name = cfg.tokenizer or cfg.model
     try:
         tok = AutoTokenizer.from_pretrained(
@@ -157,10 +150,18 @@ def load_tokenizer(cfg: DoprConfig):
     return tok
 
 
+def _keep_4bit_training_layout(model) -> None:
+    """bitsandbytes repacks 4-bit weights for CPUs with AVX512-BF16 on the
+    first inference forward, and a training forward through repacked
+    weights then fails (an in-place bias add on a leaf view).  Keep the
+    training layout; CUDA never repacks."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+
+
 def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
     """Load tokenizer and model as ``cfg`` says (keywords override it)."""
-    from transformers import AutoModelForCausalLM
-
     cfg = cfg or DoprConfig()
     if overrides:
         cfg = DoprConfig(**{**cfg.to_dict(), **overrides})
@@ -185,12 +186,12 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
         raise _load_error(cfg.model, err) from err
     if not cfg.load_in_4bit:
         model.to(device)
+    elif device.type == "cpu":
+        _keep_4bit_training_layout(model)
     # non-reentrant checkpointing: gradients reach LoRA adapters even
     # though the frozen embeddings' outputs do not require grad
     ckpt_kwargs = {"use_reentrant": False}
     if cfg.load_in_4bit:
-        from peft import prepare_model_for_kbit_training
-
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=cfg.gradient_checkpointing,
             gradient_checkpointing_kwargs=ckpt_kwargs)
@@ -198,19 +199,13 @@ def load_policy(cfg: DoprConfig | None = None, **overrides) -> Policy:
         model.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs=ckpt_kwargs)
     if cfg.use_lora:
-        from peft import LoraConfig, get_peft_model
-
         # LoRA's A matrices are drawn from the global RNG: seed them from
         # the config so a run does not depend on what ran before it
         with warnings.catch_warnings(), torch.random.fork_rng(
                 devices=[device] if device.type == "cuda" else []):
             warnings.filterwarnings("ignore", ".*is_gradient_checkpointing.*")
             torch.manual_seed(cfg.seed)
-            model = get_peft_model(model, LoraConfig(
-                r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                lora_dropout=cfg.lora_dropout,
-                target_modules=_lora_targets(cfg.lora_target),
-                task_type="CAUSAL_LM"))
+            model = get_peft_model(model, lora_config(cfg))
     model.generation_config.pad_token_id = tok.pad_token_id
     model.eval()
     return Policy(model=model, tokenizer=tok, device=device,

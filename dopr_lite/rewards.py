@@ -27,6 +27,10 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from dopr_lite.errors import ConfigError
+from dopr_lite.sandbox import (Sandbox, SandboxCrash, SandboxError,
+                               SandboxTimeout)
+
 MAX_CHARS = 4096
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _MARKER = "####"
@@ -79,8 +83,6 @@ def _safe(score_one):
     checker which cannot run at all (its sandbox does not start) raises,
     so a broken install never scores every completion 0 silently."""
     def run(completion, gold) -> float:
-        from dopr_lite.sandbox import SandboxError
-
         try:
             return float(score_one(completion_text(completion), gold))
         except SandboxError:
@@ -107,6 +109,8 @@ _SANDBOX = None
 
 def parse_gold_math(gold: str):
     """Parse a gold answer for math-verify (``#### n`` or LaTeX/plain)."""
+    # math-verify (and sympy behind it) is imported in the sandbox worker
+    # only: the training process never needs it
     from math_verify import parse
 
     s = str(gold)
@@ -146,8 +150,6 @@ def math_score(text: str, gold: str) -> float:
 
 def math_gold_parses(gold: str) -> bool:
     """Whether math-verify can parse ``gold`` (runs in the sandbox)."""
-    from dopr_lite.sandbox import SandboxCrash, SandboxTimeout
-
     try:
         return bool(_sandbox()("gold_ok", str(gold)))
     except (SandboxTimeout, SandboxCrash):
@@ -169,8 +171,6 @@ def _dispatch(name: str, *args):
 def _sandbox():
     global _SANDBOX
     if _SANDBOX is None:
-        from dopr_lite.sandbox import Sandbox
-
         _SANDBOX = Sandbox("dopr_lite.rewards:_dispatch",
                            deadline=SANDBOX_DEADLINE)
     return _SANDBOX
@@ -178,8 +178,6 @@ def _sandbox():
 
 @_safe
 def _math(text: str, gold) -> float:
-    from dopr_lite.sandbox import SandboxTimeout
-
     text = text[-MAX_CHARS:]
     marked = final_answer(text)
     if marked is not None:
@@ -250,13 +248,18 @@ def gold_problem(spec: str, gold: str) -> str | None:
     return None
 
 
-def get_reward(spec: str):
-    """A reward by config name: ``"exact"``, ``"math_verify,format"``..."""
+def reward_names(spec: str) -> list[str]:
+    """The reward names in a config's ``reward`` field; ConfigError (naming
+    the field and the choices) for an unknown or empty one."""
     names = [s.strip() for s in spec.split(",") if s.strip()]
     unknown = [n for n in names if n not in REWARDS]
     if not names or unknown:
-        from dopr_lite.config import ConfigError
-
         raise ConfigError(f"config field 'reward': unknown {unknown or spec!r}"
                           f"; choose from {sorted(REWARDS)}")
+    return names
+
+
+def get_reward(spec: str):
+    """A reward by config name: ``"exact"``, ``"math_verify,format"``..."""
+    names = reward_names(spec)
     return REWARDS[names[0]] if len(names) == 1 else combined_reward(names)

@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
+from transformers import LogitsProcessor, LogitsProcessorList
+
+from dopr_lite.errors import NonFiniteLogits
 
 KINDS = ("train", "probe", "eval")
 
@@ -94,6 +97,23 @@ def completion_mask(ids: torch.Tensor, eos_id) -> torch.Tensor:
     return (idx <= first.unsqueeze(1)).long()
 
 
+class NonFiniteGuard(LogitsProcessor):
+    """Flags rows whose next-token logits cannot be sampled (NaN, +inf, or
+    all -inf) and makes them sampleable, so ``generate`` finishes; the
+    caller reads :attr:`seen` once at the end (one device sync per call,
+    not one per token) and raises :class:`NonFiniteLogits`."""
+
+    def __init__(self):
+        self.seen = None  # (batch,) bool on the logits' device
+
+    def __call__(self, input_ids, scores):
+        bad = (scores.isnan().any(-1) | scores.isposinf().any(-1)
+               | scores.isneginf().all(-1))
+        self.seen = bad if self.seen is None else self.seen | bad
+        return torch.where(bad.unsqueeze(-1), torch.zeros_like(scores),
+                           scores)
+
+
 @torch.inference_mode()
 def generate_rollouts(model, tokenizer, prompts: list[str],
                       num_generations: int = 1, *, max_new_tokens: int = 48,
@@ -107,7 +127,9 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
 
     ``with_logprobs`` also scores the completions under the sampling policy
     (one extra forward pass, micro-batched): the behaviour log-probs a loss
-    needs when it reuses the batch for several updates.
+    needs when it reuses the batch for several updates.  Raises
+    :class:`~dopr_lite.errors.NonFiniteLogits` (after counting the
+    rollouts, which were generated) if the policy's logits held NaN/inf.
     """
     if not prompts:
         raise ValueError("generate_rollouts needs at least one prompt")
@@ -127,7 +149,10 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
                           top_k=top_k or None)
     else:  # greedy: clear sampling knobs so generate does not warn
         gen_kwargs.update(temperature=None, top_p=None, top_k=None)
-    out = model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs)
+    guard = NonFiniteGuard()
+    out = model.generate(input_ids=ids, attention_mask=mask,
+                         logits_processor=LogitsProcessorList([guard]),
+                         **gen_kwargs)
     comp = out[:, ids.shape[1]:]
     cmask = completion_mask(comp, eos)
     comp = torch.where(cmask.bool(), comp,
@@ -139,6 +164,12 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
     texts = tokenizer.batch_decode(comp, skip_special_tokens=True)
     if counter is not None:
         counter.add(kind, comp.shape[0], int(cmask.sum()))
+    if guard.seen is not None and bool(guard.seen.any()):
+        raise NonFiniteLogits(
+            f"the policy's logits held NaN/inf in {int(guard.seen.sum())} "
+            f"of {comp.shape[0]} sequences while generating; lower "
+            "learning_rate or max_grad_norm, or load in bfloat16/float32 "
+            "rather than float16 (config field 'dtype')")
     group = torch.arange(len(prompts)).repeat_interleave(num_generations)
     ro = Rollouts(prompt_ids=ids, prompt_mask=mask, completion_ids=comp,
                   completion_mask=cmask, texts=texts, group=group,

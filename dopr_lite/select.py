@@ -1,13 +1,14 @@
 """Selection rules: which prompts of a candidate batch get rollouts.
 
-Each step the training loop draws a candidate batch of prompt indices and
-asks its :class:`Selector` which of them to roll out.  The selector sees a
-:class:`SelectContext`: the step, the per-prompt :class:`PromptHistory`
-(reward counts, recent rewards, the step each prompt was last seen), the
-policy's entropy on the candidates (one forward pass over the prompts, no
-rollouts) and, for rules that need them, *probe* rollouts, which are charged
-to the ``probe`` rollout count.  It is told the rewards its choice caused
-(``update``) and its state goes into checkpoints (``state_dict``).
+Each step the training loop draws a candidate batch of prompt indices
+(:func:`candidate_batch`) and asks its :class:`Selector` which of them to
+roll out.  The selector sees a :class:`SelectContext`: the step, how often
+each prompt was rolled out (:class:`PromptHistory`), the policy's entropy on
+the candidates (one forward pass over the prompts, no rollouts) and, for
+rules that need them, *probe* rollouts, which are charged to the ``probe``
+rollout count.  It is told the rewards its choice caused (:func:`feedback`)
+and its state goes into checkpoints (``state_dict``).  What a rule does with
+a batch (one prompt or all, probes, refills) is its :class:`Shape`.
 
 Rules (``SELECTORS``):
 
@@ -29,67 +30,52 @@ Rules (``SELECTORS``):
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
-from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
 
+from dopr_lite.errors import ConfigError
+
+DRAW_SEED_STRIDE = 7_919  # seed offset of a step's 2nd, 3rd... candidate draw
+
+
+def candidate_batch(step: int, pool: int, size: int, seed: int) -> list[int]:
+    """Prompt indices for ``step``: epoch-wise permutations of the pool.
+
+    A pure function of its arguments, so a resumed run (or another engine,
+    TRL) draws the same candidates.  A pool smaller than ``size`` repeats
+    within a batch, as one-shot RLVR duplicates its single example to fill
+    the batch (Wang et al. 2025).
+    """
+    out, start = [], step * size
+    for q in range(start, start + size):
+        epoch, pos = divmod(q, pool)
+        perm = list(range(pool))
+        random.Random(f"{seed}:epoch:{epoch}").shuffle(perm)
+        out.append(perm[pos])
+    return out
+
 
 @dataclass
 class PromptHistory:
-    """What the run has seen of each prompt: counts and recent rewards."""
+    """How often each prompt was rolled out for training (``n_i`` of the
+    exploration bonus); kept by the loop, saved in its checkpoints."""
 
-    window: int = 32  # recent rewards kept per prompt
-    visits: dict = field(default_factory=dict)  # prompt -> times rolled out
-    successes: dict = field(default_factory=dict)  # prompt -> sum rewards
-    trials: dict = field(default_factory=dict)  # prompt -> rollouts
-    recent: dict = field(default_factory=dict)  # prompt -> deque[float]
-    last_step: dict = field(default_factory=dict)  # prompt -> step
+    visits: dict = field(default_factory=dict)  # prompt -> groups rolled out
 
-    def record(self, prompt: int, rewards, step: int) -> None:
-        rewards = [float(r) for r in rewards]
-        self.visits[prompt] = self.visits.get(prompt, 0) + 1
-        self.successes[prompt] = self.successes.get(prompt, 0.0) + sum(
-            rewards)
-        self.trials[prompt] = self.trials.get(prompt, 0) + len(rewards)
-        q = self.recent.setdefault(prompt, deque(maxlen=self.window))
-        q.extend(rewards)
-        self.last_step[prompt] = step
-
-    def success_rate(self, prompt: int) -> float | None:
-        n = self.trials.get(prompt, 0)
-        return self.successes[prompt] / n if n else None
-
-    def recent_variance(self, prompt: int) -> float | None:
-        """Variance of the prompt's last ``window`` rewards."""
-        q = self.recent.get(prompt)
-        if not q:
-            return None
-        m = sum(q) / len(q)
-        return sum((r - m) ** 2 for r in q) / len(q)
+    def record(self, prompts: list[int]) -> None:
+        for i in prompts:
+            self.visits[i] = self.visits.get(i, 0) + 1
 
     def state_dict(self) -> dict:
-        return {"window": self.window,
-                "visits": dict(self.visits),
-                "successes": dict(self.successes),
-                "trials": dict(self.trials),
-                "recent": {k: list(v) for k, v in self.recent.items()},
-                "last_step": dict(self.last_step)}
+        return {"visits": dict(self.visits)}
 
     def load_state_dict(self, state: dict) -> None:
-        def keys_int(d):
-            return {int(k): v for k, v in d.items()}
-
-        self.window = int(state["window"])
-        self.visits = keys_int(state["visits"])
-        self.successes = keys_int(state["successes"])
-        self.trials = keys_int(state["trials"])
-        self.recent = {int(k): deque(v, maxlen=self.window)
-                       for k, v in state["recent"].items()}
-        self.last_step = keys_int(state["last_step"])
+        self.visits = {int(k): v for k, v in state["visits"].items()}
 
 
 @dataclass
@@ -111,14 +97,44 @@ class SelectContext:
         return random.Random(f"{self.seed}:{self.step}:{salt}")
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What a rule does with a step's candidate batch.
+
+    Declared by each selector and asked by everyone who must know: the loop
+    (refills), the TRL integration (can the rule run there), benchmark
+    budgets and out-of-memory advice.
+    """
+
+    picks: int | None  # prompts rolled out per step; None: every candidate
+    probes: bool = False  # spends probe rollouts before it picks
+    draws: int = 1  # >1: drops all-equal groups and refills from up to
+    #                 this many candidate batches (DAPO's dynamic sampling)
+
+    @property
+    def one_prompt(self) -> bool:
+        return self.picks == 1
+
+    @property
+    def trains_all_it_generates(self) -> bool:
+        """Every rollout feeds the update: what TRL's trainer can run."""
+        return not self.probes and self.draws == 1
+
+
 class Selector:
     """Base class: pick prompts from a candidate batch; learn from rewards."""
 
     name = "selector"
-    # True: the loop drops groups with all-equal rewards and refills the
-    # batch from up to ``max_draws`` candidate draws (DAPO's dynamic sampling)
-    drop_zero_std = False
-    max_draws = 1
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(picks=None)
+
+    @classmethod
+    def check_args(cls, **kwargs) -> None:
+        """Raise TypeError/ValueError where ``cls(**kwargs)`` would be
+        refused, without building anything (config validation uses it)."""
+        inspect.signature(cls).bind(**kwargs)
 
     def select(self, candidates: list[int], ctx: SelectContext) -> list[int]:
         raise NotImplementedError
@@ -134,6 +150,15 @@ class Selector:
         pass
 
 
+def feedback(selector: Selector, prompts: list[int], rewards: torch.Tensor,
+             ctx: SelectContext) -> None:
+    """Tell the run what a step's groups got: count each prompt's visit in
+    ``ctx.history``, then update the rule with the (prompts, G) rewards.
+    Both engines (the loop and TRL) call this, and only this."""
+    ctx.history.record(prompts)
+    selector.update(prompts, rewards, ctx)
+
+
 class FullBatch(Selector):
     """Standard GRPO: every candidate gets G rollouts."""
 
@@ -147,6 +172,7 @@ class RandomOne(Selector):
     """One candidate, uniformly at random (seeded by run seed and step)."""
 
     name = "random"
+    shape = Shape(picks=1)
 
     def select(self, candidates, ctx):
         return [ctx.rng("random").choice(list(candidates))]
@@ -163,6 +189,7 @@ class FixedOneShot(Selector):
     """
 
     name = "fixed"
+    shape = Shape(picks=1, probes=True)
 
     def __init__(self, probe_n: int = 16):
         self.probe_n = probe_n
@@ -191,14 +218,26 @@ class DynamicSampling(FullBatch):
     """DAPO's dynamic sampling (Yu et al. 2025): all candidates are rolled
     out; groups whose rewards are all equal are dropped and the batch is
     refilled with further candidates until it is full again or
-    ``max_draws`` candidate batches were spent.  Every generated rollout,
-    dropped or kept, counts as cost."""
+    ``max_draws`` candidate batches were spent (the loop does the refilling,
+    as its :class:`Shape` says).  Every generated rollout, dropped or kept,
+    counts as cost."""
 
     name = "dynamic"
-    drop_zero_std = True
 
     def __init__(self, max_draws: int = 3):
+        self.check_args(max_draws=max_draws)
         self.max_draws = max_draws
+
+    @classmethod
+    def check_args(cls, **kwargs):
+        super().check_args(**kwargs)
+        if kwargs.get("max_draws", 1) < 1:
+            raise ValueError(f"max_draws must be >= 1, got "
+                             f"{kwargs['max_draws']}")
+
+    @property
+    def shape(self):
+        return Shape(picks=None, draws=self.max_draws)
 
 
 class BetaPosterior:
@@ -256,6 +295,10 @@ class Thompson(Selector):
         self.k, self.target = k, target
         self.post = BetaPosterior(alpha0, beta0, gamma)
 
+    @property
+    def shape(self):
+        return Shape(picks=self.k)
+
     def select(self, candidates, ctx):
         cands = list(dict.fromkeys(candidates))
         ab = torch.tensor([self.post.params(i, ctx.step) for i in cands])
@@ -276,11 +319,13 @@ class Thompson(Selector):
         self.post.load_state_dict(state["posterior"])
 
 
-def informative_prob(alpha, beta, G: int):
+def expected_informative_prob(alpha, beta, G: int):
     """E[1 - p^G - (1-p)^G] for p ~ Beta(alpha, beta): the chance that a
     group of G binary rewards is not all equal, i.e. that GRPO gets a
-    non-zero advantage from it (``bound.informative_prob`` averaged over
-    the posterior).  Uses E[p^G] = prod_{j<G} (alpha+j) / (alpha+beta+j)."""
+    non-zero advantage from it, when the success rate p is only known
+    through a posterior (:func:`dopr_lite.bound.informative_prob` is the
+    same chance for a known p).  Uses
+    E[p^G] = prod_{j<G} (alpha+j) / (alpha+beta+j)."""
     alpha = torch.as_tensor(alpha, dtype=torch.float64)
     beta = torch.as_tensor(beta, dtype=torch.float64)
     j = torch.arange(G, dtype=torch.float64)
@@ -320,9 +365,8 @@ class DoPR(Selector):
     seeded coin).  With ``revisit > 0`` the rule also scores the ``revisit``
     already tried prompts with the highest volatility, so it can keep
     refining one prompt while its rewards stay volatile (one-shot RLVR whose
-    one shot follows the policy).  That wastes fewer groups but, on the
-    embedded task, generalises worse than a fresh prompt each step
-    (notebook 04), so it is off by default.
+    one shot follows the policy); off by default, as a fresh prompt each
+    step generalises better where one prompt's lesson does not carry over.
 
     The rule pays for the evidence V needs (``probe=1, probe_top=2``): the
     ``probe_top`` best-scoring candidates the run has no rewards for (by
@@ -338,10 +382,8 @@ class DoPR(Selector):
 
     Ablations: ``volatility=False`` drops V_i; ``c=0`` drops the bonus;
     ``entropy_mod=False`` sets h_i = 1; ``revisit=8`` adds tried prompts;
-    ``probe=0`` stops probing.  The defaults (c = 1, revisit = 0, probe = 1,
-    probe_top = 2) were chosen on seeds 10-15, apart from the seeds 0-2
-    that notebooks and benchmarks report (README, "Paying for the
-    volatility").
+    ``probe=0`` stops probing.  How the defaults were chosen, on design
+    seeds apart from the reported ones: ``bench/README.md``.
 
     Our interpretation, not the paper's text (its formula is not public):
     the volatility as an informative-group probability under a Beta
@@ -356,15 +398,27 @@ class DoPR(Selector):
                  prior_n: float = 2.0, volatility: bool = True,
                  entropy_mod: bool = True, revisit: int = 0, k: int = 1,
                  probe: int = 1, probe_top: int = 2):
-        if probe < 0 or probe_top < 0:
-            raise ValueError(f"probe and probe_top must be >= 0, got "
-                             f"probe={probe}, probe_top={probe_top}")
+        self.check_args(probe=probe, probe_top=probe_top, k=k)
         self.c, self.prior_n, self.k, self.revisit = c, prior_n, k, revisit
         self.probe, self.probe_top = probe, probe_top
         self.volatility, self.entropy_mod = volatility, entropy_mod
         self.post = BetaPosterior(gamma=gamma)
         self.max_entropy = 0.0  # largest candidate entropy seen in the run
         self.last_scores: dict = {}  # term -> list, for plots and tests
+
+    @classmethod
+    def check_args(cls, **kwargs):
+        super().check_args(**kwargs)
+        probe, top = kwargs.get("probe", 1), kwargs.get("probe_top", 2)
+        if probe < 0 or top < 0:
+            raise ValueError(f"probe and probe_top must be >= 0, got "
+                             f"probe={probe}, probe_top={top}")
+        if kwargs.get("k", 1) < 1:
+            raise ValueError(f"k must be >= 1, got {kwargs['k']}")
+
+    @property
+    def shape(self):
+        return Shape(picks=self.k, probes=self.probe > 0)
 
     def prior(self, step: int) -> tuple[float, float]:
         m = self.post.pooled_mean(step)
@@ -376,7 +430,8 @@ class DoPR(Selector):
         prior = self.prior(ctx.step)
         ab = torch.tensor([self.post.params(i, ctx.step, prior)
                            for i in candidates])
-        vol = informative_prob(ab[:, 0], ab[:, 1], ctx.num_generations)
+        vol = expected_informative_prob(ab[:, 0], ab[:, 1],
+                                        ctx.num_generations)
         n = torch.tensor([float(ctx.history.visits.get(i, 0))
                           for i in candidates])
         bonus = torch.sqrt(math.log(ctx.step + 2) / (n + 1))
@@ -398,7 +453,8 @@ class DoPR(Selector):
         tried, prior = sorted(self.post.counts), self.prior(ctx.step)
         ab = torch.tensor([self.post.params(i, ctx.step, prior)
                            for i in tried])
-        vol = informative_prob(ab[:, 0], ab[:, 1], ctx.num_generations)
+        vol = expected_informative_prob(ab[:, 0], ab[:, 1],
+                                        ctx.num_generations)
         top = torch.argsort(vol, descending=True, stable=True)
         return [tried[int(j)] for j in top[:self.revisit]]
 
@@ -459,19 +515,30 @@ def _memo(entropy: Callable[[list[int]], torch.Tensor]):
     return cached
 
 
-SELECTORS: dict[str, type[Selector]] = {
-    "full": FullBatch, "random": RandomOne, "fixed": FixedOneShot,
-    "dynamic": DynamicSampling, "thompson": Thompson, "dopr": DoPR}
+SELECTORS: dict[str, type[Selector]] = {  # baselines first, DoPR last
+    "full": FullBatch, "dynamic": DynamicSampling, "fixed": FixedOneShot,
+    "random": RandomOne, "thompson": Thompson, "dopr": DoPR}
+
+
+def _selector_class(name: str) -> type[Selector]:
+    if name not in SELECTORS:
+        raise ConfigError(f"config field 'selector': unknown selector "
+                          f"{name!r}; choose one of {sorted(SELECTORS)}")
+    return SELECTORS[name]
+
+
+def check_selector(name: str, args: dict) -> None:
+    """Raise ConfigError, naming the field, unless ``make_selector(name,
+    **args)`` would work; builds nothing."""
+    try:
+        _selector_class(name).check_args(**args)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"config field 'selector_args': {err}") from err
 
 
 def make_selector(name: str, **kwargs) -> Selector:
     """A selector by its config name; unknown names list the choices."""
-    from dopr_lite.config import ConfigError
-
-    if name not in SELECTORS:
-        raise ConfigError(f"config field 'selector': unknown selector "
-                          f"{name!r}; choose one of {sorted(SELECTORS)}")
-    try:
-        return SELECTORS[name](**kwargs)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"config field 'selector_args': {err}") from err
+    check_selector(name, kwargs)
+    return SELECTORS[name](**kwargs)

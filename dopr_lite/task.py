@@ -38,6 +38,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from datasets import Dataset
+
 SPLITS = ("sft", "rl", "test")
 # Shares of the hash space given to each split (out of 10 buckets).
 _SPLIT_BUCKETS = {"sft": range(0, 6), "rl": range(6, 8), "test": range(8, 10)}
@@ -192,6 +194,4 @@ def parse_prompt(prompt: str) -> list:
 def task_dataset(split: str, n: int, seed: int = 0,
                  spec: TaskSpec = DEFAULT_SPEC):
     """The task as a ``datasets.Dataset`` with ``prompt`` and ``answer``."""
-    from datasets import Dataset
-
     return Dataset.from_list(make_problems(n, split, seed, spec))

@@ -5,7 +5,7 @@
 #   1. bench/gpu_memory.py: Qwen2.5-0.5B and 1.5B architectures (random
 #      weights), 4-bit + LoRA, one DoPR and one full-batch step, 512 tokens;
 #   2. the GPU-marked tests;
-#   3. notebook 06's cells on the tiny profile, on the GPU.
+#   3. notebook 06's cells on the tiny preset, on the GPU.
 # Results go to $OUT (default runs/device): JSON, logs, figures.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -56,9 +56,9 @@ if python -c "import pytest" 2>/dev/null; then
   log "pytest -m gpu: exit $? ($(tail -n 1 "$OUT/pytest_gpu.log"))"
 fi
 
-# --- 3. notebook 06, tiny profile, on the GPU (its cells as one script) ----
-log "notebook 06 (tiny profile): start"
-DOPR_PROFILE=tiny timeout 240 python - > "$OUT/notebook06.log" 2>&1 <<'PY'
+# --- 3. notebook 06, tiny preset, on the GPU (its cells as one script) ----
+log "notebook 06 (tiny preset): start"
+DOPR_PRESET=tiny timeout 240 python - > "$OUT/notebook06.log" 2>&1 <<'PY'
 import json
 import matplotlib
 matplotlib.use("Agg")

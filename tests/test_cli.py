@@ -3,7 +3,7 @@ import json
 import pytest
 
 from dopr_lite.cli import main, parse_overrides
-from dopr_lite.config import ConfigError
+from dopr_lite.errors import ConfigError
 
 
 def test_parse_overrides_types():

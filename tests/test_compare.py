@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 from dopr_lite.cli import main
-from dopr_lite.compare import (comparison, curves, default_rules,
-                               format_table, parse_rules, rollouts_to_reach)
+from dopr_lite.compare import (comparison, default_rules, format_table,
+                               parse_rules, rollouts_to_reach)
+from dopr_lite.runlog import curves
 from dopr_lite.rollout import RolloutCounter
-from dopr_lite.train import RunResult
+from dopr_lite.runlog import RunResult
 
 
 def _run(points, zero_std=0.5, probe=0):
@@ -89,6 +90,7 @@ def test_compare_command_writes_json_table_and_figure(tmp_path, capsys,
         "full", "dynamic", "fixed", "random", "thompson", "dopr"]
     # dopr: 2 steps of 8 trained + 2 probe rollouts
     assert record["curves"]["dopr"][0][-1]["rollouts"] == 20
-    assert (figs / "bench_compare.png").stat().st_size > 1000
+    assert (tmp_path / "out" / "bench_compare.png").stat().st_size > 1000
+    assert not figs.exists()  # the committed figure only when asked
     assert "rollouts to 95%" in capsys.readouterr().out
     assert main(["compare", "--rules", "nope"]) == 2

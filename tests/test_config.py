@@ -2,7 +2,8 @@ import sys
 
 import pytest
 
-from dopr_lite.config import ConfigError, DoprConfig
+from dopr_lite.config import DoprConfig
+from dopr_lite.errors import ConfigError
 
 
 # impossible settings -> the message must name this field and this fix

@@ -2,9 +2,10 @@ import json
 
 import pytest
 
-from dopr_lite.config import ConfigError, DoprConfig
-from dopr_lite.data import (DataError, boxed_answer, format_prompt,
-                            gold_answer, load_prompts, read_rows)
+from dopr_lite.config import DoprConfig
+from dopr_lite.data import (boxed_answer, format_prompt, gold_answer,
+                            load_prompts, read_rows)
+from dopr_lite.errors import ConfigError, DataError
 
 
 def test_gold_answer_forms():
@@ -165,8 +166,9 @@ def test_chat_template_is_used_when_present():
 
 def _fake_hub(monkeypatch):
     """GSM8K and MATH-500 in their real schemas, served without a network."""
-    import datasets
     from datasets import Dataset, DatasetDict
+
+    import dopr_lite.data
 
     gsm = [{"question": f"Tom has {i} apples and buys 2. How many?",
             "answer": f"{i} + 2 = {i + 2}\n#### {i + 2:,}"}
@@ -180,7 +182,7 @@ def _fake_hub(monkeypatch):
                                        test=Dataset.from_list(gsm[8:])),
            "HuggingFaceH4/MATH-500": DatasetDict(
                test=Dataset.from_list(math))}
-    monkeypatch.setattr(datasets, "load_dataset",
+    monkeypatch.setattr(dopr_lite.data, "load_dataset",
                         lambda repo, subset=None, **_: hub[repo])
 
 

@@ -27,8 +27,10 @@ def test_4bit_lora_step_on_cuda(tmp_path):
 
 def test_a_real_out_of_memory_names_the_knobs():
     from dopr_lite.config import DoprConfig
-    from dopr_lite.train import OutOfMemory, _oom_advice
+    from dopr_lite.errors import OutOfMemory
+    from dopr_lite.guards import oom_advice
+    from dopr_lite.select import FullBatch
 
     with pytest.raises(OutOfMemory, match=r"peak .* of .* GB.*micro_batch"):
-        with _oom_advice(DoprConfig(), "update"):
+        with oom_advice(DoprConfig(), "update", FullBatch().shape):
             torch.empty(10**14, dtype=torch.uint8, device="cuda")

@@ -1,5 +1,5 @@
 from dopr_lite.plots import plot_runs, save_figure
-from dopr_lite.train import RunResult
+from dopr_lite.runlog import RunResult
 
 
 def test_save_figure_writes_png(tmp_path):

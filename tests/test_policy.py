@@ -6,9 +6,9 @@ import time
 import pytest
 import torch
 
-from dopr_lite.config import ConfigError
-from dopr_lite.policy import (PolicyLoadError, load_policy, pick_device,
-                              reference_mode, resolve_source)
+from dopr_lite.errors import ConfigError, PolicyLoadError
+from dopr_lite.policy import (load_policy, pick_device, reference_mode,
+                              resolve_source)
 
 
 def test_pick_device_auto_and_refusal():

@@ -19,13 +19,14 @@ import torch
 
 from dopr_lite.config import DoprConfig
 from dopr_lite.select import RandomOne
-from dopr_lite.train import NonFiniteError, train
+from dopr_lite.errors import NonFiniteError
+from dopr_lite.loop import train
 
 KILL_POINTS = int(os.environ.get("DOPR_KILL_POINTS", "4"))
 STEPS = 10
 RUNNER = ("import sys; from dopr_lite.config import DoprConfig; "
-          "from dopr_lite.train import train; "
-          "train(DoprConfig.load(sys.argv[1]), progress=False, figure=False)")
+          "from dopr_lite.loop import train; "
+          "train(DoprConfig.load(sys.argv[1]), progress=False)")
 TIMING = ("seconds", "train_seconds", "rollout_seconds", "update_seconds",
           "peak_memory_gb")
 
@@ -52,7 +53,7 @@ def _same_run(a, b):
 @pytest.fixture(scope="module")
 def reference(random_tiny_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
-    return train(_cfg(random_tiny_dir, out), progress=False, figure=False)
+    return train(_cfg(random_tiny_dir, out), progress=False)
 
 
 def _start(cfg, fault=None):
@@ -73,7 +74,7 @@ def _lines(path):
 
 def _resume(cfg):
     logs = []
-    return train(cfg, progress=False, figure=False, log=logs.append), logs
+    return train(cfg, progress=False, log=logs.append), logs
 
 
 @pytest.mark.slow
@@ -147,7 +148,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(
 def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(
         random_tiny_dir, tmp_path, reference):
     cfg = _cfg(random_tiny_dir, tmp_path, max_steps=6)
-    train(cfg, progress=False, figure=False)
+    train(cfg, progress=False)
     ckpts = sorted(tmp_path.glob("ckpt-*"))
     assert [p.name for p in ckpts] == ["ckpt-000004", "ckpt-000006"]
     (ckpts[-1] / "optimizer.pt").write_bytes(b"truncated")
@@ -197,7 +198,7 @@ def _poisoned_run(model_dir, tmp_path, steps, grad_only=False, **kw):
         cfg, policy=pol, selector=_PoisonSteps(poison, steps),
         reward_fn=lambda completions, **_: [  # varied: every step updates
             float(i % 2) for i in range(len(completions))],
-        progress=False, figure=False, log=logs.append)
+        progress=False, log=logs.append)
     return pol, run, logs
 
 
@@ -238,7 +239,8 @@ def test_nan_every_step_stops_with_the_knobs_to_turn(random_tiny_dir,
 def test_no_checkpoint_is_written_from_non_finite_weights(random_tiny_dir,
                                                           tmp_path):
     from dopr_lite.policy import load_policy
-    from dopr_lite.train import CheckpointError, save_checkpoint
+    from dopr_lite.checkpoint import save_checkpoint
+    from dopr_lite.errors import CheckpointError
 
     pol = load_policy(_cfg(random_tiny_dir, tmp_path))
     name, param = next(iter(pol.trainable_parameters().items()))
@@ -266,7 +268,8 @@ class _Evil:
 
 def test_pickled_weights_are_refused_never_unpickled(random_tiny_dir,
                                                      tmp_path):
-    from dopr_lite.policy import PolicyLoadError, load_policy
+    from dopr_lite.errors import PolicyLoadError
+    from dopr_lite.policy import load_policy
 
     marker = tmp_path / "pwned"
     model_dir = tmp_path / "model"
@@ -281,8 +284,9 @@ def test_pickled_weights_are_refused_never_unpickled(random_tiny_dir,
 def test_a_checkpoint_with_code_in_its_pickle_is_refused(random_tiny_dir,
                                                          tmp_path):
     from dopr_lite.policy import load_policy
-    from dopr_lite.train import (CheckpointError, _sha256, load_checkpoint,
-                                 save_checkpoint)
+    from dopr_lite.checkpoint import (_sha256, load_checkpoint,
+                                      save_checkpoint)
+    from dopr_lite.errors import CheckpointError
 
     marker = tmp_path / "pwned"
     cfg = _cfg(random_tiny_dir, tmp_path)
@@ -299,7 +303,8 @@ def test_a_checkpoint_with_code_in_its_pickle_is_refused(random_tiny_dir,
 
 
 def test_remote_code_is_not_run_unless_asked(random_tiny_dir, tmp_path):
-    from dopr_lite.policy import PolicyLoadError, load_policy
+    from dopr_lite.errors import PolicyLoadError
+    from dopr_lite.policy import load_policy
 
     marker = tmp_path / "pwned"
     model_dir = tmp_path / "model"

@@ -42,7 +42,7 @@ def test_format_reward():
 def test_get_reward_and_combination():
     fn = R.get_reward("exact,format")
     assert fn(["#### 5", "5"], answer=["5", "5"]) == [2.0, 0.0]
-    from dopr_lite.config import ConfigError
+    from dopr_lite.errors import ConfigError
 
     with pytest.raises(ConfigError, match="reward"):
         R.get_reward("nope")

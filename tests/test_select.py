@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from dopr_lite.bound import informative_prob as point_informative
-from dopr_lite.config import ConfigError
+from dopr_lite.errors import ConfigError
 from dopr_lite.select import (SELECTORS, DoPR, FixedOneShot, FullBatch,
                               PromptHistory, RandomOne, SelectContext,
-                              Thompson, informative_prob, make_selector)
+                              Thompson, candidate_batch,
+                              expected_informative_prob, feedback,
+                              make_selector)
 
 
 def _ctx(step=0, history=None, seed=0, **kw):
@@ -18,26 +20,49 @@ def _ctx(step=0, history=None, seed=0, **kw):
 def _feed(selector, history, prompt, successes, step, G=8):
     """Tell ``selector`` and ``history`` prompt got ``successes`` of G."""
     rewards = torch.tensor([[1.0] * successes + [0.0] * (G - successes)])
-    history.record(prompt, rewards[0].tolist(), step)
-    selector.update([prompt], rewards, _ctx(step, history))
+    feedback(selector, [prompt], rewards, _ctx(step, history))
+
+
+def test_candidate_batches_cover_the_pool_each_epoch():
+    seen = [i for s in range(5) for i in candidate_batch(s, 20, 4, seed=1)]
+    assert sorted(seen) == list(range(20))
+    assert candidate_batch(7, 20, 4, 1) == candidate_batch(7, 20, 4, 1)
+    assert candidate_batch(0, 20, 4, 1) != candidate_batch(0, 20, 4, 2)
+    assert candidate_batch(3, 1, 4, 0) == [0, 0, 0, 0]  # one-shot: repeat
+    assert sorted(candidate_batch(0, 2, 4, 0)) == [0, 0, 1, 1]
 
 
 def test_full_batch_selects_everything():
     assert FullBatch().select([4, 1, 9], _ctx()) == [4, 1, 9]
 
 
-def test_history_records_and_roundtrips():
-    h = PromptHistory(window=3)
-    h.record(5, [1, 0, 1, 1], step=2)
-    h.record(5, [0, 0], step=3)
-    assert h.visits[5] == 2 and h.trials[5] == 6
-    assert h.success_rate(5) == pytest.approx(0.5)
-    assert list(h.recent[5]) == [1.0, 0.0, 0.0]
-    assert h.recent_variance(5) == pytest.approx(2 / 9)
-    assert h.success_rate(6) is None and h.recent_variance(6) is None
+def test_history_counts_visits_and_roundtrips():
+    h = PromptHistory()
+    h.record([5, 7])
+    h.record([5])
+    assert h.visits == {5: 2, 7: 1}
     g = PromptHistory()
     g.load_state_dict(json.loads(json.dumps(h.state_dict())))
-    assert g.state_dict() == h.state_dict()
+    assert g.state_dict() == h.state_dict() and g.visits == h.visits
+
+
+def test_feedback_counts_the_visit_then_updates_the_rule():
+    sel, h = Thompson(), PromptHistory()
+    feedback(sel, [3, 4], torch.tensor([[1.0, 0.0], [1.0, 1.0]]),
+             _ctx(2, h))
+    assert h.visits == {3: 1, 4: 1}
+    assert sel.post.counts[4][:2] == [2.0, 0.0]
+
+
+def test_every_rule_declares_its_shape():
+    shapes = {name: make_selector(name).shape for name in SELECTORS}
+    assert [n for n, s in shapes.items() if s.one_prompt] == [
+        "fixed", "random", "thompson", "dopr"]
+    assert shapes["full"].picks is None and shapes["dynamic"].draws == 3
+    assert shapes["fixed"].probes and shapes["dopr"].probes
+    assert make_selector("dopr", probe=0).shape.trains_all_it_generates
+    assert not shapes["dynamic"].trains_all_it_generates
+    assert make_selector("thompson", k=4).shape.picks == 4
 
 
 def test_unknown_selector_and_bad_args_name_the_field():
@@ -47,20 +72,21 @@ def test_unknown_selector_and_bad_args_name_the_field():
         make_selector("dopr", nonsense=1)
 
 
-def test_informative_prob_is_the_posterior_mean_of_the_point_formula():
+def test_expected_informative_prob_is_the_mean_of_the_point_formula():
     # a concentrated posterior gives the point value
     for p in (0.1, 0.5, 0.9):
         n = 1e6
-        v = informative_prob(torch.tensor(p * n), torch.tensor((1 - p) * n),
-                             8)
+        v = expected_informative_prob(torch.tensor(p * n),
+                                      torch.tensor((1 - p) * n), 8)
         assert float(v) == pytest.approx(point_informative(p, 8), abs=1e-4)
     # uniform prior: 1 - 2 / (G + 1), and a Monte Carlo check
-    assert float(informative_prob(1.0, 1.0, 8)) == pytest.approx(7 / 9)
+    assert float(expected_informative_prob(1.0, 1.0, 8)) == pytest.approx(
+        7 / 9)
     torch.manual_seed(0)
     ps = torch.distributions.Beta(3.0, 2.0).sample((200_000,))
     mc = (1 - ps**8 - (1 - ps) ** 8).mean()
-    assert float(informative_prob(3.0, 2.0, 8)) == pytest.approx(float(mc),
-                                                                abs=5e-3)
+    assert float(expected_informative_prob(3.0, 2.0, 8)) == pytest.approx(
+        float(mc), abs=5e-3)
 
 
 def test_random_one_is_uniform_and_resumable():

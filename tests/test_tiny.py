@@ -43,7 +43,7 @@ def test_embedded_checkpoint_is_small_safetensors():
 def test_embedded_model_has_a_latent_capability(embedded_policy):
     """Base greedy accuracy is in the target band, careful style is
     reliable, and sampling shows the model can solve more than it does."""
-    from dopr_lite.evaluate import evaluate
+    from dopr_lite.evaluation import evaluate
     from dopr_lite.rewards import exact_answer_reward
     from dopr_lite.task import task_dataset
 

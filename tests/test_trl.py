@@ -11,10 +11,11 @@ import pytest
 
 pytest.importorskip("trl")
 
-from dopr_lite.config import ConfigError, DoprConfig  # noqa: E402
+from dopr_lite.config import DoprConfig
+from dopr_lite.errors import ConfigError  # noqa: E402
 from dopr_lite.integrations.trl import (STATE_FILE,  # noqa: E402
-                                        DoprGRPOTrainer, grpo_args,
-                                        lora_config)
+                                        DoprGRPOTrainer, grpo_args)
+from dopr_lite.policy import lora_config  # noqa: E402
 from dopr_lite.rewards import exact_answer_reward  # noqa: E402
 from dopr_lite.task import task_dataset  # noqa: E402
 from dopr_lite.tiny import EMBEDDED_DIR  # noqa: E402

@@ -5,8 +5,9 @@ vLLM, accelerate and DeepSpeed all work unchanged) with one difference: each
 time it generates, the prompts come from a dopr_lite selector instead of the
 dataloader's shuffle.  The selector sees the same things as in dopr_lite's
 own loop: a candidate batch (``prompts_per_step`` prompts, the same
-epoch-wise draw as :func:`dopr_lite.train.candidate_batch`), the per-prompt
-reward history, and the policy's first-token entropy on the candidates.
+epoch-wise draw as :func:`dopr_lite.select.candidate_batch`), the
+per-prompt visit counts, and the policy's first-token entropy on the
+candidates.
 
 How it hooks in (TRL 1.x; the two methods it overrides are internal, hence
 the version pin in the ``trl`` extra):
@@ -20,13 +21,14 @@ the version pin in the ``trl`` extra):
   selector is updated with them (the column of ``feedback_reward``, by
   default the first reward function), on every process alike.
 
-The generation batch must hold exactly what the rule picks: one prompt for
-the one-prompt rules (``per_device_train_batch_size * steps_per_generation
-* processes == num_generations``), ``prompts_per_step`` prompts for
-``full``.  Rules that roll out more than they train (``fixed``'s probes,
-``dynamic``'s refills, DoPR's probes) are not supported here: ``dopr``
-runs with ``probe=0`` (its volatility learns from the trained groups only)
-unless ``selector_args`` asks for probes, which is refused.
+The generation batch must hold exactly what the rule picks (its
+:class:`~dopr_lite.select.Shape`): one prompt for the one-prompt rules
+(``per_device_train_batch_size * steps_per_generation * processes ==
+num_generations``), ``prompts_per_step`` prompts for ``full``.  TRL trains
+on every rollout it generates, so rules that roll out more than they train
+(probes, refills: ``fixed``, ``dynamic``, DoPR with probes) are refused
+here; ``dopr`` runs with ``probe=0`` (its volatility learns from the trained
+groups only) unless ``selector_args`` asks for probes, which is refused.
 
 Rollouts are counted exactly (``dopr/rollouts`` in TRL's logs).  The
 selector's state is written into each TRL checkpoint
@@ -40,16 +42,41 @@ import os
 from pathlib import Path
 
 import torch
-from trl import GRPOTrainer
+from accelerate.utils import broadcast_object_list
+from transformers.trainer_utils import get_last_checkpoint
+from trl import GRPOConfig, GRPOTrainer
 
-from dopr_lite.config import ConfigError, DoprConfig
+from dopr_lite.config import DoprConfig
+from dopr_lite.errors import ConfigError
+from dopr_lite.policy import lora_config, quantization_config, resolve_source
+from dopr_lite.rewards import get_reward
 from dopr_lite.rollout import RolloutCounter, prompt_entropy
-from dopr_lite.select import (PromptHistory, SelectContext, Selector,
+from dopr_lite.select import (SELECTORS, PromptHistory, SelectContext,
+                              Selector, candidate_batch, feedback,
                               make_selector)
-from dopr_lite.train import candidate_batch
 
 STATE_FILE = "dopr_selector.json"
-ONE_PROMPT_RULES = ("random", "thompson", "dopr")
+
+
+def trl_selector(selector: str | Selector, args: dict | None = None
+                 ) -> Selector:
+    """The selector a TRL run uses: ``dopr`` without probes unless asked;
+    ConfigError for a rule that rolls out more than it trains."""
+    if isinstance(selector, str):
+        args = dict(args or {})
+        if selector == "dopr":  # no probes in TRL: see the module docstring
+            args.setdefault("probe", 0)
+        selector = make_selector(selector, **args)
+    if not selector.shape.trains_all_it_generates:
+        runs = [n for n in SELECTORS
+                if make_selector(n, **({"probe": 0} if n == "dopr" else {})
+                                 ).shape.trains_all_it_generates]
+        raise ConfigError(
+            f"selector {selector.name!r} with {args or 'its defaults'} is "
+            "not supported inside TRL: it rolls out more than it trains "
+            f"(probes or refills; for dopr set probe=0). Rules that run "
+            f"there: {runs}")
+    return selector
 
 
 def grpo_args(cfg: DoprConfig, output_dir: str, processes: int = 1,
@@ -61,10 +88,9 @@ def grpo_args(cfg: DoprConfig, output_dir: str, processes: int = 1,
     batch holds one generation (``prompts x G`` rollouts) split over
     ``processes``; the budget becomes ``max_steps``.
     """
-    from trl import GRPOConfig
-
     G = cfg.num_generations
-    prompts = cfg.prompts_per_step if cfg.selector == "full" else 1
+    shape = trl_selector(cfg.selector, cfg.selector_args).shape
+    prompts = shape.picks or cfg.prompts_per_step
     per_step = prompts * G
     if per_step % processes:
         raise ConfigError(
@@ -74,13 +100,6 @@ def grpo_args(cfg: DoprConfig, output_dir: str, processes: int = 1,
     if cfg.entropy_coef:
         raise ConfigError("config field 'entropy_coef': TRL's GRPO has no "
                           "entropy bonus; set it to 0")
-    if cfg.selector not in ONE_PROMPT_RULES + ("full",):
-        raise ConfigError(
-            f"config field 'selector': {cfg.selector!r} is not supported "
-            f"inside TRL; use one of {list(ONE_PROMPT_RULES) + ['full']}")
-    if cfg.selector_args.get("probe"):
-        raise ConfigError("config field 'selector_args': probe rollouts are "
-                          "not supported inside TRL; set probe=0")
     steps = cfg.max_steps or -(-cfg.max_rollouts // per_step)
     cuda = torch.cuda.is_available()
     kwargs = dict(
@@ -113,9 +132,6 @@ def dopr_trainer(cfg: DoprConfig, train_dataset, tokenizer,
     model (4-bit through ``quantization_config``, LoRA through
     ``peft_config``), the reward is ``cfg.reward``, the rule
     ``cfg.selector``.  ``kwargs`` go to ``grpo_args`` (TRL's config)."""
-    from dopr_lite.policy import quantization_config, resolve_source
-    from dopr_lite.rewards import get_reward
-
     return DoprGRPOTrainer(
         model=resolve_source(cfg.model), reward_funcs=get_reward(cfg.reward),
         args=grpo_args(cfg, output_dir, processes, **kwargs),
@@ -125,19 +141,6 @@ def dopr_trainer(cfg: DoprConfig, train_dataset, tokenizer,
                              else None),
         selector=cfg.selector, selector_args=cfg.selector_args,
         prompts_per_step=cfg.prompts_per_step)
-
-
-def lora_config(cfg: DoprConfig):
-    """peft's ``LoraConfig`` for TRL's ``peft_config`` (None: full FT)."""
-    if not cfg.use_lora:
-        return None
-    from peft import LoraConfig
-
-    target = cfg.lora_target if cfg.lora_target == "all-linear" else [
-        t.strip() for t in cfg.lora_target.split(",")]
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                      lora_dropout=cfg.lora_dropout, target_modules=target,
-                      task_type="CAUSAL_LM")
 
 
 class DoprGRPOTrainer(GRPOTrainer):
@@ -153,21 +156,7 @@ class DoprGRPOTrainer(GRPOTrainer):
                  selector_args: dict | None = None,
                  prompts_per_step: int = 8, feedback_reward: int = 0,
                  **kwargs):
-        name = selector if isinstance(selector, str) else None
-        if name is not None and name not in ONE_PROMPT_RULES + ("full",):
-            raise ConfigError(
-                f"selector {name!r} is not supported inside TRL (it rolls "
-                "out more than it trains); use one of "
-                f"{list(ONE_PROMPT_RULES) + ['full']}")
-        if name == "dopr":  # no probes in TRL: see the module docstring
-            selector_args = {"probe": 0, **(selector_args or {})}
-        selector = (make_selector(name, **(selector_args or {}))
-                    if name is not None else selector)
-        if getattr(selector, "probe", 0):
-            raise ConfigError(
-                "selector_args 'probe': probe rollouts are not supported "
-                "inside TRL (they roll out more than the trainer trains); "
-                "set probe=0")
+        selector = trl_selector(selector, selector_args)
         super().__init__(*args, **kwargs)
         self.selector = selector
         self.prompts_per_step = prompts_per_step
@@ -178,13 +167,13 @@ class DoprGRPOTrainer(GRPOTrainer):
         self._chosen: list[int] | None = None
         per_generation = self.args.generation_batch_size // \
             self.num_generations
-        want = prompts_per_step if name == "full" else 1
+        want = selector.shape.picks or prompts_per_step
         if per_generation != want:
             raise ConfigError(
                 f"the generation batch holds {per_generation} prompts "
                 f"(generation_batch_size {self.args.generation_batch_size} / "
                 f"num_generations {self.num_generations}) but selector "
-                f"{name or type(selector).__name__!r} picks {want}; set "
+                f"{selector.name!r} picks {want}; set "
                 "per_device_train_batch_size * steps_per_generation * "
                 f"processes = {want * self.num_generations}")
 
@@ -209,8 +198,6 @@ class DoprGRPOTrainer(GRPOTrainer):
                              entropy=self._entropy)
 
     def _select_inputs(self, n_local: int) -> list[dict]:
-        from accelerate.utils import broadcast_object_list
-
         candidates = candidate_batch(self.generation, len(self.train_dataset),
                                      self.prompts_per_step, self.args.seed)
         chosen = self.selector.select(candidates, self._context())
@@ -240,9 +227,7 @@ class DoprGRPOTrainer(GRPOTrainer):
             r = rewards[:, self.feedback_reward].float().cpu().view(
                 len(chosen), G)
             r = torch.nan_to_num(r, nan=0.0)
-            for i, row in zip(chosen, r, strict=True):
-                self.history.record(i, row.tolist(), self.generation)
-            self.selector.update(chosen, r, self._context())
+            feedback(self.selector, chosen, r, self._context())
             tokens = torch.tensor(sum(len(c) for c in completion_ids_list),
                                   device=self.accelerator.device)
             self.counter.add("train", len(chosen) * G,
@@ -282,8 +267,6 @@ class DoprGRPOTrainer(GRPOTrainer):
     def train(self, resume_from_checkpoint=None, **kwargs):
         path = resume_from_checkpoint
         if path is True:
-            from transformers.trainer_utils import get_last_checkpoint
-
             path = get_last_checkpoint(self.args.output_dir)
             if path is None:
                 raise ConfigError(f"no checkpoint in {self.args.output_dir} "

@@ -26,9 +26,10 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from dopr_lite.cli import PRESETS, parse_overrides
+from dopr_lite.cli import parse_overrides
+from dopr_lite.config import PRESETS
 from dopr_lite.data import load_prompts
-from dopr_lite.evaluate import evaluate
+from dopr_lite.evaluation import evaluate
 from dopr_lite.integrations.trl import dopr_trainer
 from dopr_lite.policy import load_tokenizer
 from dopr_lite.rewards import get_reward

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dopr_lite.evaluate import evaluate, pass_at_k
+from dopr_lite.evaluation import evaluate, pass_at_k
 from dopr_lite.rewards import exact_answer_reward
 from dopr_lite.rollout import RolloutCounter
 from dopr_lite.task import task_dataset

@@ -1,0 +1,134 @@
+"""Checkpoints: an on-disk format that a crash cannot corrupt, and resume.
+
+A checkpoint ``ckpt-NNNNNN/`` (the step, zero-padded) holds
+
+* ``trainable.safetensors``: the trainable weights (LoRA adapters);
+* ``optimizer.pt``: the optimizer's state, loaded with
+  ``weights_only=True`` (tensors and plain containers, never code);
+* ``state.json``: the loop's state (step, time, rollout counts, prompt
+  history, the selector's state);
+* ``manifest.json``: the SHA-256 digest of each file, written last.
+
+It is written to a temp folder, flushed to disk and renamed into place, so
+a ``ckpt-*`` folder is always complete; a damaged one fails its digests and
+is reported, never loaded.  The two newest are kept, so one damaged later
+still leaves one to resume from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from dopr_lite.errors import CheckpointError
+from dopr_lite.faults import die, fault
+
+FILES = ("trainable.safetensors", "optimizer.pt", "state.json")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(out_dir: Path, step: int, policy, optimizer,
+                    state: dict, keep: int = 2) -> Path:
+    """Write ``ckpt-<step>`` atomically: temp dir, manifest last, rename;
+    keep the ``keep`` newest."""
+    out_dir = Path(out_dir)
+    final = out_dir / f"ckpt-{step:06d}"
+    tmp = out_dir / f".tmp-ckpt-{step:06d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {n: p.detach().cpu().contiguous()
+               for n, p in policy.trainable_parameters().items()}
+    bad = [n for n, w in weights.items() if not torch.isfinite(w).all()]
+    if bad:  # the update skips non-finite steps, so this is a bug
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"refusing to save non-finite weights: {bad}")
+    save_file(weights, tmp / FILES[0])
+    if fault("checkpoint", step):
+        die()
+    torch.save(optimizer.state_dict(), tmp / FILES[1])
+    (tmp / FILES[2]).write_text(json.dumps(state))
+    manifest = {"step": step, "sha256": {f: _sha256(tmp / f) for f in FILES}}
+    (tmp / "manifest.json").write_text(json.dumps(manifest))
+    for f in tmp.iterdir():  # flush to disk before the rename
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in sorted(out_dir.glob("ckpt-*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def verify_checkpoint(path: Path) -> dict:
+    """The manifest, if every file matches its digest; else raise."""
+    mpath = path / "manifest.json"
+    if not mpath.is_file():
+        raise CheckpointError(f"{path}: no manifest.json (incomplete write)")
+    try:
+        manifest = json.loads(mpath.read_text())
+        digests = manifest["sha256"]
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(f"{mpath}: unreadable manifest") from err
+    for name, digest in digests.items():
+        f = path / name
+        if not f.is_file() or _sha256(f) != digest:
+            raise CheckpointError(f"{f}: missing or corrupt (digest differs)")
+    return manifest
+
+
+def latest_checkpoint(out_dir: Path, log=print) -> Path | None:
+    """The newest complete checkpoint; corrupt ones are reported, skipped."""
+    for path in sorted(Path(out_dir).glob("ckpt-*"), reverse=True):
+        try:
+            verify_checkpoint(path)
+            return path
+        except CheckpointError as err:
+            log(f"warning: skipping checkpoint: {err}")
+    return None
+
+
+def load_checkpoint(path: Path, policy, optimizer) -> dict:
+    """Load weights and optimizer state into place; return the loop state."""
+    verify_checkpoint(path)
+    weights = load_file(path / FILES[0])
+    params = policy.trainable_parameters()
+    if set(weights) != set(params):
+        raise CheckpointError(f"{path}: trainable parameters differ from the "
+                              "model's (different LoRA config?)")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value.to(params[name].device))
+    try:  # weights_only: tensors and plain containers, never code
+        opt_state = torch.load(path / FILES[1], weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError and others
+        raise CheckpointError(f"{path / FILES[1]}: refused to load "
+                              f"({type(err).__name__}); it holds more than "
+                              "tensors") from err
+    optimizer.load_state_dict(opt_state)
+    return json.loads((path / FILES[2]).read_text())
+
+
+def restore(out_dir: Path, policy, optimizer, log=print) -> dict | None:
+    """Resume from the newest usable checkpoint in ``out_dir``: load it
+    and return the loop state, or None if there is none.  Temp folders of
+    a crash mid-checkpoint are removed first."""
+    out_dir = Path(out_dir)
+    for stale in out_dir.glob(".tmp-ckpt-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    path = latest_checkpoint(out_dir, log)
+    if path is None:
+        return None
+    return {**load_checkpoint(path, policy, optimizer), "path": str(path)}

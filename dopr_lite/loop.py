@@ -1,0 +1,347 @@
+"""The training loop: pick -> roll out -> reward -> advantages -> update ->
+tell the selector.
+
+:func:`train_step` is one step, on a :class:`Run` (the policy, data, reward,
+rule, optimizer and ledgers); :func:`train` repeats it until the budget is
+spent, evaluating, logging and checkpointing between steps.  One loop
+serves every selection rule: each step draws a candidate batch of
+``prompts_per_step`` prompt indices (epoch-wise without replacement), the
+:class:`~dopr_lite.select.Selector` picks which get ``G`` rollouts, and the
+GRPO update runs on those.  Budgets are in steps and/or rollouts.
+
+Reproducibility: every step reseeds torch from ``(seed, step)`` and the
+candidate draw is a pure function of ``(seed, step)``, so a resumed run
+replays the uninterrupted one; evaluation samples under ``fork_rng`` with
+its own seed, so it never changes the training trajectory.
+
+Outputs in ``cfg.out_dir``: ``config.json``, ``metrics.jsonl`` (one row per
+step), ``eval.jsonl`` (one row per evaluation), ``metrics.csv`` and
+``ckpt-NNNNNN/`` checkpoints (:mod:`dopr_lite.checkpoint`).  Drawing the
+run is left to the caller (:func:`dopr_lite.plots.plot_runs`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from dopr_lite.checkpoint import restore, save_checkpoint
+from dopr_lite.config import DoprConfig
+from dopr_lite.data import PromptData, load_prompts
+from dopr_lite.env import peak_memory_gb, reset_peak_memory
+from dopr_lite.errors import ConfigError, NonFiniteLogits
+from dopr_lite.evaluation import evaluate
+from dopr_lite.grpo import group_advantages, grpo_update, zero_std_fraction
+from dopr_lite.guards import NonFiniteStreak, oom_advice, stop_after_step
+from dopr_lite.policy import Policy, load_policy
+from dopr_lite.rewards import get_reward
+from dopr_lite.rollout import (RolloutCounter, Rollouts, concat_rollouts,
+                               generate_rollouts, prompt_entropy,
+                               select_groups)
+from dopr_lite.runlog import Progress, RunLog, RunResult
+from dopr_lite.select import (DRAW_SEED_STRIDE, PromptHistory, SelectContext,
+                              Selector, candidate_batch, feedback,
+                              make_selector)
+
+EVAL_SEED_OFFSET = 10_007  # evaluation samples with seed + this
+ALL_EQUAL = "all groups have zero reward variance"  # the routine skip
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The torch seed of ``step``: a pure function of (seed, step)."""
+    return (seed * 1_000_003 + step * 7_919 + 17) % (2**63 - 1)
+
+
+@dataclass
+class Groups:
+    """``G`` scored rollouts for each of ``prompts`` (pool indices)."""
+
+    prompts: list[int]
+    rollouts: Rollouts
+    rewards: torch.Tensor  # (len(prompts), G)
+
+    def subset(self, keep: list[int]) -> "Groups":
+        if len(keep) == len(self.prompts):
+            return self
+        return Groups([self.prompts[g] for g in keep],
+                      select_groups(self.rollouts, keep), self.rewards[keep])
+
+
+@dataclass
+class Run:
+    """What a step reads and changes: the policy and its optimizer, the
+    prompt pool and held-out set, the reward, the selection rule, and the
+    ledgers (rollout counts, prompt visits).  ``Run.start(cfg)`` builds
+    whatever is not given."""
+
+    cfg: DoprConfig
+    policy: Policy
+    data: PromptData
+    reward_fn: object
+    selector: Selector
+    optimizer: torch.optim.Optimizer
+    counter: RolloutCounter = field(default_factory=RolloutCounter)
+    history: PromptHistory = field(default_factory=PromptHistory)
+    shuffle_rewards: bool = False  # a control: rewards permuted, no signal
+
+    @classmethod
+    def start(cls, cfg: DoprConfig, *, policy: Policy | None = None,
+              data: PromptData | None = None, reward_fn=None,
+              selector: Selector | None = None, shuffle_rewards=False,
+              log=print) -> "Run":
+        policy = policy or load_policy(cfg)
+        data = data or load_prompts(cfg, policy.tokenizer)
+        for reason, info in data.skipped.items():
+            log(f"skipped {info['count']} rows ({reason}); first ids "
+                f"{info['first_ids']}")
+        params = list(policy.trainable_parameters().values())
+        if not params:
+            raise ConfigError("the model has no trainable parameters")
+        return cls(cfg, policy, data, reward_fn or get_reward(cfg.reward),
+                   selector or make_selector(cfg.selector,
+                                             **cfg.selector_args),
+                   torch.optim.AdamW(params, lr=cfg.learning_rate,
+                                     weight_decay=cfg.weight_decay),
+                   shuffle_rewards=shuffle_rewards)
+
+    def context(self, step: int) -> SelectContext:
+        return SelectContext(
+            step=step, history=self.history, seed=self.cfg.seed,
+            num_generations=self.cfg.num_generations,
+            probe=lambda prompts, n: sample_groups(
+                self, prompts, n, "probe").rewards,
+            entropy=lambda prompts: prompt_entropy(
+                self.policy.model, self.policy.tokenizer,
+                [self.data.train[i]["prompt"] for i in prompts],
+                self.cfg.temperature))
+
+    def state_dict(self) -> dict:
+        return {"counter": self.counter.state_dict(),
+                "history": self.history.state_dict(),
+                "selector": self.selector.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.counter.load_state_dict(state["counter"])
+        self.history.load_state_dict(state["history"])
+        self.selector.load_state_dict(state["selector"])
+
+
+def sample_groups(run: Run, prompts: list[int], n: int,
+                  kind: str = "train") -> Groups:
+    """``n`` rollouts of each of ``prompts``, in one ``generate`` call,
+    counted as ``kind`` and scored by the run's reward: the groups a step
+    trains on, and the probes a selection rule asks for."""
+    cfg, pool = run.cfg, run.data.train
+    ro = generate_rollouts(
+        run.policy.model, run.policy.tokenizer,
+        [pool[i]["prompt"] for i in prompts], n,
+        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+        top_p=cfg.top_p, top_k=cfg.top_k, counter=run.counter, kind=kind,
+        with_logprobs=kind == "train" and cfg.num_iterations > 1,
+        micro_batch=cfg.micro_batch)
+    columns = {c: [pool[i][c] for i in prompts for _ in range(n)]
+               for c in pool.column_names if c != "prompt"}
+    rewards = torch.tensor(run.reward_fn(ro.texts, **columns),
+                           dtype=torch.float32).view(len(prompts), n)
+    return Groups(list(prompts), ro, rewards)
+
+
+def roll_out(run: Run, ctx: SelectContext) -> tuple[list[Groups],
+                                                    Groups | None]:
+    """Pick prompts from the step's candidate batch; roll each out G times.
+
+    Returns every group generated and the groups to train on (None if
+    none is left).  A rule that refills (``shape.draws > 1``: DAPO's
+    dynamic sampling) drops all-equal groups and draws further candidate
+    batches until ``prompts_per_step`` groups are kept or its draws are
+    spent; every rollout generated counts as cost.
+    """
+    cfg, shape = run.cfg, run.selector.shape
+    seen, kept, n_kept = [], [], 0
+    for draw in range(shape.draws):
+        candidates = candidate_batch(ctx.step, len(run.data.train),
+                                     cfg.prompts_per_step,
+                                     cfg.seed + DRAW_SEED_STRIDE * draw)
+        groups = sample_groups(run, run.selector.select(candidates, ctx),
+                               cfg.num_generations)
+        seen.append(groups)
+        keep = list(range(len(groups.prompts)))
+        if shape.draws > 1:
+            keep = [g for g in keep if groups.rewards[g].max()
+                    > groups.rewards[g].min()][:cfg.prompts_per_step - n_kept]
+        if keep:
+            kept.append(groups.subset(keep))
+            n_kept += len(keep)
+        if n_kept >= cfg.prompts_per_step:
+            break
+    if not kept:
+        return seen, None
+    return seen, Groups(
+        [i for g in kept for i in g.prompts],
+        concat_rollouts([g.rollouts for g in kept],
+                        run.policy.tokenizer.pad_token_id),
+        torch.cat([g.rewards for g in kept]))
+
+
+def update(run: Run, batch: Groups) -> dict:
+    """Group-relative advantages, then GRPO's ``num_iterations`` updates
+    (none if every advantage is 0: all groups' rewards were equal)."""
+    cfg, rewards = run.cfg, batch.rewards
+    if run.shuffle_rewards:
+        perm = torch.randperm(rewards.numel())
+        rewards = rewards.view(-1)[perm].view_as(rewards)
+    adv = group_advantages(rewards, cfg.scale_rewards).view(-1)
+    if not adv.abs().max() > 0:
+        return {"skipped": ALL_EQUAL, "nonfinite": False}
+    for _ in range(cfg.num_iterations):
+        stats = grpo_update(
+            run.policy.model, run.optimizer, batch.rollouts, adv,
+            loss_type=cfg.loss_type, max_new_tokens=cfg.max_new_tokens,
+            beta=cfg.beta, entropy_coef=cfg.entropy_coef,
+            eps_low=cfg.epsilon, eps_high=cfg.epsilon_high,
+            temperature=cfg.temperature, micro_batch=cfg.micro_batch,
+            max_grad_norm=cfg.max_grad_norm,
+            trainable=list(run.policy.trainable_parameters().values()))
+    return stats
+
+
+def train_step(run: Run, step: int) -> dict:
+    """One step: pick -> roll out -> reward -> advantages -> update -> tell
+    the selector.  Returns the step's metrics row."""
+    t0, shape = time.time(), run.selector.shape
+    torch.manual_seed(step_seed(run.cfg.seed, step))
+    reset_peak_memory()
+    ctx = run.context(step)
+    try:
+        with oom_advice(run.cfg, "rollouts", shape):
+            seen, batch = roll_out(run, ctx)
+    except NonFiniteLogits as err:  # skip the step; NonFiniteStreak counts
+        seen, batch = [], None
+        stats = {"skipped": f"non-finite logits in generation ({err})",
+                 "nonfinite": True}
+    t_update = time.time()
+    if batch is not None:
+        with oom_advice(run.cfg, "update", shape):
+            stats = update(run, batch)
+    elif seen:
+        stats = {"skipped": ALL_EQUAL, "nonfinite": False}
+    for groups in seen:
+        feedback(run.selector, groups.prompts, groups.rewards, ctx)
+    return {"step": step + 1, **_seen_stats(run, seen, batch), **stats,
+            "rollout_seconds": t_update - t0,
+            "update_seconds": time.time() - t_update,
+            "peak_memory_gb": peak_memory_gb(),
+            "seconds": time.time() - t0}
+
+
+def _seen_stats(run: Run, seen: list[Groups], batch: Groups | None) -> dict:
+    """What the step generated: rollout counts, prompts, rewards, lengths."""
+    prompts = [i for g in seen for i in g.prompts]
+    rewards = (torch.cat([g.rewards for g in seen]) if seen
+               else torch.full((1, 1), float("nan")))
+    lengths = [n for g in seen
+               for n in g.rollouts.completion_mask.sum(1).tolist()]
+    truncated = [t for g in seen for t in g.rollouts.truncated.tolist()]
+    return {"rollouts": run.counter.cost,
+            "tokens": run.counter.cost_tokens,
+            "probe_rollouts": run.counter.sequences["probe"],
+            "prompts": len(prompts),
+            "trained_prompts": 0 if batch is None else len(batch.prompts),
+            "picked": prompts[:8],
+            "reward_mean": rewards.mean().item(),
+            "frac_reward_zero_std": zero_std_fraction(rewards),
+            "completion_length": sum(lengths) / max(len(lengths), 1),
+            "truncated_frac": sum(truncated) / max(len(truncated), 1)}
+
+
+def evaluate_run(run: Run, step: int, last: dict) -> dict:
+    """Held-out accuracy now, as an ``eval.jsonl`` row (``last``: the last
+    metrics row, for the cumulative counts)."""
+    cfg, pol = run.cfg, run.policy
+    with oom_advice(cfg, "evaluation", run.selector.shape):
+        scores = evaluate(pol.model, pol.tokenizer, run.data.test,
+                          run.reward_fn, k=cfg.eval_k,
+                          max_new_tokens=cfg.max_new_tokens,
+                          temperature=cfg.temperature,
+                          batch_size=cfg.eval_batch,
+                          seed=cfg.seed + EVAL_SEED_OFFSET,
+                          counter=run.counter)
+    return {"step": step, "rollouts": run.counter.cost,
+            "updates": last.get("updates", 0),
+            "train_seconds": last.get("train_seconds", 0.0), **scores}
+
+
+def budget_left(cfg: DoprConfig, step: int, counter: RolloutCounter) -> bool:
+    if cfg.max_steps and step >= cfg.max_steps:
+        return False
+    return not (cfg.max_rollouts and counter.cost >= cfg.max_rollouts)
+
+
+def checkpoint(run: Run, step: int, seconds: float) -> None:
+    """Save the run at ``step`` (``seconds``: training time so far)."""
+    save_checkpoint(Path(run.cfg.out_dir), step, run.policy, run.optimizer,
+                    {"step": step, "elapsed": seconds, **run.state_dict()})
+
+
+def train(cfg: DoprConfig, *, policy: Policy | None = None,
+          data: PromptData | None = None, reward_fn=None,
+          selector: Selector | None = None, resume: bool = True,
+          progress: bool = True, log=print,
+          shuffle_rewards: bool = False) -> RunResult:
+    """Run GRPO with ``cfg.selector`` until the budget is spent; resume from
+    the newest checkpoint in ``cfg.out_dir`` unless ``resume=False``.
+
+    ``shuffle_rewards`` permutes each batch's rewards across rollouts before
+    the update (a control that should learn nothing).
+    """
+    if not (cfg.max_steps or cfg.max_rollouts):
+        raise ConfigError("set a budget: config field 'max_steps' or "
+                          "'max_rollouts' must be > 0")
+    t_start, out = time.time(), Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.json")
+    run = Run.start(cfg, policy=policy, data=data, reward_fn=reward_fn,
+                    selector=selector, shuffle_rewards=shuffle_rewards,
+                    log=log)
+    state = restore(out, run.policy, run.optimizer, log) if resume else None
+    step, elapsed = (state["step"], state["elapsed"]) if state else (0, 0.0)
+    if state:
+        run.load_state_dict(state)
+        log(f"resumed from {state['path']} (step {step}, "
+            f"{run.counter.cost} rollouts)")
+    t_origin = t_start - elapsed  # a run's time adds up over resumes
+    logs = RunLog(out, step, fresh=state is None, log=log)
+    if not logs.evals:
+        logs.add_eval(evaluate_run(run, step, logs.last_metrics))
+    bar = Progress(cfg, run.counter, step, on=progress)
+    nonfinite = NonFiniteStreak()
+    with stop_after_step(log) as interrupted:
+        while budget_left(cfg, step, run.counter):
+            row = train_step(run, step)
+            step, last = step + 1, logs.last_metrics
+            row["updates"] = last.get("updates", 0) + (not row["skipped"])
+            row["train_seconds"] = (last.get("train_seconds", 0.0)
+                                    + row["seconds"])
+            logs.add_metrics(row)
+            nonfinite.check(row, log)
+            bar.update(row, logs.evals[-1]["accuracy"])
+            if step % cfg.eval_every == 0:
+                logs.add_eval(evaluate_run(run, step, row))
+            if cfg.save_every and step % cfg.save_every == 0:
+                checkpoint(run, step, time.time() - t_origin)
+            if interrupted():
+                bar.close()
+                checkpoint(run, step, time.time() - t_origin)
+                log(f"checkpoint saved at step {step} in {out}; run again "
+                    "to resume")
+                raise KeyboardInterrupt
+    bar.close()
+    if logs.evals[-1]["step"] != step:
+        logs.add_eval(evaluate_run(run, step, logs.last_metrics))
+    checkpoint(run, step, time.time() - t_origin)
+    logs.write_csv()
+    return RunResult(out, logs.metrics, logs.evals, run.counter,
+                     seconds=time.time() - t_origin)
