@@ -26,8 +26,13 @@ imports and fails on a cycle or an upward import):
 from __future__ import annotations
 
 import importlib
+import logging
 
 __version__ = "0.1.0"
+
+# bitsandbytes (which peft imports) warns on CPUs with AVX512-BF16 that an
+# optional kernel package is missing; its own fallback is what runs here
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 _API = {
     "dopr_lite.config": ["DoprConfig", "PRESETS"],

@@ -13,6 +13,11 @@ It is written to a temp folder, flushed to disk and renamed into place, so
 a ``ckpt-*`` folder is always complete; a damaged one fails its digests and
 is reported, never loaded.  The two newest are kept, so one damaged later
 still leaves one to resume from.
+
+Resuming is safe by construction: a run folder resumes only the run it
+holds (:func:`check_resumable` refuses other settings), and a folder whose
+checkpoints are all damaged stops the run rather than starting over on its
+own (:func:`restore`); starting over is always the user's explicit choice.
 """
 
 from __future__ import annotations
@@ -26,10 +31,15 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from dopr_lite.errors import CheckpointError
+from dopr_lite.errors import CheckpointError, ConfigError
 from dopr_lite.faults import die, fault
 
 FILES = ("trainable.safetensors", "optimizer.pt", "state.json")
+# config fields a resumed run may change: its budget, when it evaluates and
+# saves, and notes; any other difference makes it another run
+RESUMABLE_CHANGES = ("max_steps", "max_rollouts", "eval_every", "eval_batch",
+                     "save_every", "out_dir", "extra")
+FRESH = "--fresh (in Python: train(..., resume=False))"
 
 
 def _sha256(path: Path) -> str:
@@ -121,14 +131,54 @@ def load_checkpoint(path: Path, policy, optimizer) -> dict:
     return json.loads((path / FILES[2]).read_text())
 
 
+def check_resumable(out_dir: Path, config: dict) -> None:
+    """Refuse to resume a different run: if ``out_dir`` holds checkpoints
+    of a run whose saved ``config.json`` differs from ``config`` (a
+    :meth:`DoprConfig.to_dict`) in a field that changes the run, raise
+    ConfigError listing each field (saved vs requested) and the ways out."""
+    out_dir = Path(out_dir)
+    saved_path = out_dir / "config.json"
+    if not (saved_path.is_file() and any(out_dir.glob("ckpt-*"))):
+        return
+    try:
+        saved = json.loads(saved_path.read_text())
+    except ValueError as err:
+        raise CheckpointError(f"{saved_path}: unreadable ({err}); {FRESH} "
+                              "starts the run over") from err
+    differ = [f"  {k}: {json.dumps(saved.get(k))} (saved) vs "
+              f"{json.dumps(v)} (requested)" for k, v in config.items()
+              if k not in RESUMABLE_CHANGES and saved.get(k) != v]
+    if differ:
+        raise ConfigError(
+            f"{out_dir} holds a run with other settings, which would be "
+            "resumed as if they were the same:\n" + "\n".join(differ)
+            + f"\nStart that run over with {FRESH}, or give this one "
+            "another --out (config field 'out_dir').")
+
+
+def discard(out_dir: Path) -> None:
+    """Remove every checkpoint in ``out_dir``: a run started over must never
+    be resumed from the run it replaced."""
+    for path in Path(out_dir).glob("*ckpt-*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def restore(out_dir: Path, policy, optimizer, log=print) -> dict | None:
     """Resume from the newest usable checkpoint in ``out_dir``: load it
     and return the loop state, or None if there is none.  Temp folders of
-    a crash mid-checkpoint are removed first."""
+    a crash mid-checkpoint are removed first; if every checkpoint is
+    damaged, raise rather than start over (which would drop the run's
+    history)."""
     out_dir = Path(out_dir)
     for stale in out_dir.glob(".tmp-ckpt-*"):
         shutil.rmtree(stale, ignore_errors=True)
     path = latest_checkpoint(out_dir, log)
     if path is None:
+        found = len(list(out_dir.glob("ckpt-*")))
+        if found:
+            raise CheckpointError(
+                f"no checkpoint in {out_dir} is usable ({found} found, all "
+                f"damaged: see the warnings above). {FRESH} starts the run "
+                "over, replacing its checkpoints and logs.")
         return None
     return {**load_checkpoint(path, policy, optimizer), "path": str(path)}

@@ -75,7 +75,8 @@ def cmd_train(args) -> int:
         if getattr(args, name) is not None}
     cfg = PRESETS[args.preset](**{**overrides,
                                   **parse_overrides(args.set or [])})
-    out = Path(args.out)
+    out = Path(args.out or ("runs/main" if args.preset == "tiny"
+                            else f"runs/{args.preset}"))
     reference = (args.reference if args.reference is not None
                  else args.preset == "tiny")
     runs = {cfg.selector: dataclasses.replace(
@@ -181,9 +182,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
                    help=f"the run to start from (default: %(default)s). "
                    f"{PRESET_HELP}")
-    t.add_argument("--out", default="runs/main",
-                   help="output folder; each run writes <out>/<rule>/ "
-                   "(default: %(default)s)")
+    t.add_argument("--out", help="output folder; each run writes "
+                   "<out>/<rule>/ (default: runs/main for tiny, "
+                   "runs/<preset> for another preset)")
     t.add_argument("--max-rollouts", type=int, dest="max_rollouts",
                    help="stop after this many training rollouts, probes "
                    "included (default: the preset's, 512 for tiny)")

@@ -200,9 +200,12 @@ class DoprConfig:
         if self.scale_rewards not in SCALE_REWARDS:
             bad("scale_rewards", f"use one of {SCALE_REWARDS}")
         for name in ("max_steps", "max_rollouts", "beta", "entropy_coef",
-                     "n_train", "n_test", "eval_k", "save_every"):
+                     "n_train", "eval_k", "save_every"):
             if getattr(self, name) < 0:
                 bad(name, "must be >= 0")
+        if self.n_test < 1:
+            bad("n_test", "must be >= 1: evaluation scores the policy on "
+                "that many held-out prompts")
         for name in ("prompts_per_step", "micro_batch", "max_new_tokens",
                      "num_iterations", "eval_every", "eval_batch",
                      "lora_r"):

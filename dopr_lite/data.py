@@ -296,6 +296,9 @@ def _load_prompts(cfg: DoprConfig, tokenizer=None) -> PromptData:
                               "neither 'embedded', "
                               f"{sorted(HUB_SOURCES)} nor a file")
         rows, labels = read_rows(path)
+        if not rows:
+            raise DataError(f"{path}: no rows: the file is empty (expected "
+                            "JSONL, one JSON object per line, or Parquet)")
         if len(rows) <= cfg.n_test:
             raise ConfigError(
                 f"config field 'n_test': {path} has {len(rows)} rows and "

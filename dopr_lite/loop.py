@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from dopr_lite.checkpoint import restore, save_checkpoint
+from dopr_lite.checkpoint import (check_resumable, discard, restore,
+                                  save_checkpoint)
 from dopr_lite.config import DoprConfig
 from dopr_lite.data import PromptData, load_prompts
 from dopr_lite.env import peak_memory_gb, reset_peak_memory
@@ -36,7 +37,8 @@ from dopr_lite.errors import ConfigError, NonFiniteLogits
 from dopr_lite.evaluation import evaluate
 from dopr_lite.grpo import group_advantages, grpo_update, zero_std_fraction
 from dopr_lite.guards import NonFiniteStreak, oom_advice, stop_after_step
-from dopr_lite.policy import Policy, load_policy
+from dopr_lite.policy import (Policy, load_policy, load_tokenizer,
+                              resolve_source)
 from dopr_lite.rewards import get_reward
 from dopr_lite.rollout import (RolloutCounter, Rollouts, concat_rollouts,
                                generate_rollouts, prompt_entropy,
@@ -75,7 +77,8 @@ class Run:
     """What a step reads and changes: the policy and its optimizer, the
     prompt pool and held-out set, the reward, the selection rule, and the
     ledgers (rollout counts, prompt visits).  ``Run.start(cfg)`` builds
-    whatever is not given."""
+    whatever is not given, checking the model source and the data before
+    it loads the model, so that a bad path or row fails in seconds."""
 
     cfg: DoprConfig
     policy: Policy
@@ -92,8 +95,11 @@ class Run:
               data: PromptData | None = None, reward_fn=None,
               selector: Selector | None = None, shuffle_rewards=False,
               log=print) -> "Run":
+        if policy is None:
+            resolve_source(cfg.model)  # a missing model fails first
+        data = data or load_prompts(cfg, policy.tokenizer if policy
+                                    else load_tokenizer(cfg))
         policy = policy or load_policy(cfg)
-        data = data or load_prompts(cfg, policy.tokenizer)
         for reason, info in data.skipped.items():
             log(f"skipped {info['count']} rows ({reason}); first ids "
                 f"{info['first_ids']}")
@@ -291,22 +297,29 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
           selector: Selector | None = None, resume: bool = True,
           progress: bool = True, log=print,
           shuffle_rewards: bool = False) -> RunResult:
-    """Run GRPO with ``cfg.selector`` until the budget is spent; resume from
-    the newest checkpoint in ``cfg.out_dir`` unless ``resume=False``.
+    """Run GRPO with ``cfg.selector`` until the budget is spent.
 
-    ``shuffle_rewards`` permutes each batch's rewards across rollouts before
-    the update (a control that should learn nothing).
+    Resumes the run in ``cfg.out_dir`` unless ``resume=False``: a finished
+    run returns its result, and a run with other settings there is refused
+    (ConfigError).  Nothing is written before the config, the model source
+    and the data have been checked.  ``shuffle_rewards`` permutes each
+    batch's rewards across rollouts before the update (a control that
+    should learn nothing).
     """
     if not (cfg.max_steps or cfg.max_rollouts):
         raise ConfigError("set a budget: config field 'max_steps' or "
                           "'max_rollouts' must be > 0")
     t_start, out = time.time(), Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.json")
+    if resume:
+        check_resumable(out, cfg.to_dict())
     run = Run.start(cfg, policy=policy, data=data, reward_fn=reward_fn,
                     selector=selector, shuffle_rewards=shuffle_rewards,
                     log=log)
     state = restore(out, run.policy, run.optimizer, log) if resume else None
+    if not resume:  # starting over: the replaced run's checkpoints go
+        discard(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.json")
     step, elapsed = (state["step"], state["elapsed"]) if state else (0, 0.0)
     if state:
         run.load_state_dict(state)
@@ -314,6 +327,13 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
             f"{run.counter.cost} rollouts)")
     t_origin = t_start - elapsed  # a run's time adds up over resumes
     logs = RunLog(out, step, fresh=state is None, log=log)
+    finished = (state and not budget_left(cfg, step, run.counter)
+                and logs.evals and logs.evals[-1]["step"] == step)
+    if finished:  # its final evaluation is logged: nothing left to do
+        log(f"{out}: this run is finished ({step} steps, {run.counter.cost} "
+            "rollouts); its result follows (--fresh starts it over)")
+        return RunResult(out, logs.metrics, logs.evals, run.counter,
+                         seconds=elapsed)
     if not logs.evals:
         logs.add_eval(evaluate_run(run, step, logs.last_metrics))
     bar = Progress(cfg, run.counter, step, on=progress)

@@ -74,25 +74,35 @@ def pick_device(requested: str = "auto") -> torch.device:
 def resolve_source(name: str) -> str:
     """Map a model name to a local path, or check a hub id can load.
 
-    With ``HF_HUB_OFFLINE=1`` a hub id that is not in the local cache fails
-    at once (instead of transformers' long retry) with what to do.
+    A path whose folder exists but not the path itself is a local path gone
+    wrong, said so.  With ``HF_HUB_OFFLINE=1`` a hub id that is not in the
+    local cache fails at once (instead of transformers' long retry) with
+    what to do.
     """
     if name == EMBEDDED:
         return str(EMBEDDED_DIR)
-    if Path(name).expanduser().is_dir():
-        return str(Path(name).expanduser())
-    if name.startswith((".", "/", "~")):
-        raise PolicyLoadError(f"model directory {name!r} does not exist")
-    if hub_offline():
-        hit = try_to_load_from_cache(name, "config.json")
-        if not isinstance(hit, str):
-            raise PolicyLoadError(
-                f"model {name!r} is not in the local Hugging Face cache and "
-                "HF_HUB_OFFLINE=1 forbids downloading it. On a machine with "
-                f"internet run `hf download {name}` (or unset HF_HUB_OFFLINE)"
-                ", or pass a local directory; the embedded default is "
-                f"{EMBEDDED!r}.")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    if name.startswith((".", "/", "~")) or (
+            path.parent != Path(".") and path.parent.is_dir()):
+        raise PolicyLoadError(f"model directory {name!r} does not exist "
+                              f"(looked in {path.resolve().parent})")
+    if hub_offline() and not _cached(name):
+        raise PolicyLoadError(
+            f"model {name!r} is neither an existing directory nor a model "
+            "in the local Hugging Face cache, and HF_HUB_OFFLINE=1 forbids "
+            f"downloading it. If it is a hub id, run `hf download {name}` on "
+            "a machine with internet (or unset HF_HUB_OFFLINE); if it is a "
+            f"folder, check the path; the embedded default is {EMBEDDED!r}.")
     return name
+
+
+def _cached(name: str) -> bool:
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not even a valid hub id
+        return False
 
 
 def quantization_config(cfg: DoprConfig):

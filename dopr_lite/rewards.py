@@ -6,7 +6,8 @@ so the same function works in dopr_lite's loop and inside TRL's
 ``{"role", "content"}`` messages; both forms are accepted).
 
 * :func:`exact_answer_reward`: 1.0 when the completion's final ``#### <n>``
-  line equals the gold answer numerically (the synthetic task, GSM8K).
+  line equals the gold answer numerically (the synthetic task, GSM8K);
+  numbers may be grouped by thousands (``1,234``) or simple fractions.
 * :func:`math_verify_reward`: symbolic equivalence via ``math-verify``; we
   split on ``####`` ourselves (math-verify does not treat it as a marker)
   and otherwise let it find ``\\boxed{}`` or the last expression.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 
 from dopr_lite.errors import ConfigError
 from dopr_lite.sandbox import (Sandbox, SandboxCrash, SandboxError,
@@ -33,6 +35,8 @@ from dopr_lite.sandbox import (Sandbox, SandboxCrash, SandboxError,
 
 MAX_CHARS = 4096
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+_GROUPED = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")  # 1,234,567.5
+_FRACTION = re.compile(r"([+-]?\d+)\s*/\s*(\d+)")  # 3/4, -1 / 2
 _MARKER = "####"
 
 
@@ -57,25 +61,42 @@ def final_answer(text: str) -> str | None:
     return tail.strip() or None
 
 
-def normalise_number(text: str) -> Decimal | None:
-    """``"1,234."`` -> ``Decimal(1234)``; ``None`` unless a plain number."""
-    s = text.strip().replace(",", "").replace("$", "").rstrip(".").strip()
-    if not _NUMBER.fullmatch(s) or len(s) > 64:
+def normalise_number(text: str) -> Fraction | None:
+    """The exact value of a number as a careful grader reads it: plain
+    (``-12.50``), with commas as thousands separators only (``1,234``; not
+    ``1,2``), or a simple fraction (``3/4``); a ``$`` and a final ``.`` are
+    ignored.  ``None`` for anything else."""
+    s = text.strip().replace("$", "").rstrip(".").strip()
+    if len(s) > 64:
+        return None
+    if _GROUPED.fullmatch(s):
+        s = s.replace(",", "")
+    if m := _FRACTION.fullmatch(s):
+        return Fraction(int(m[1]), int(m[2])) if int(m[2]) else None
+    if not _NUMBER.fullmatch(s):
         return None
     try:
-        return Decimal(s)
+        return Fraction(Decimal(s))
     except InvalidOperation:
         return None
 
 
+def gold_text(gold) -> str | None:
+    """A gold answer as the rewards compare it: a GSM8K-style answer text
+    (``... #### 72``) is read like a completion, by its final answer line."""
+    gold = str(gold)
+    return final_answer(gold) if _MARKER in gold else gold
+
+
 def answers_equal(pred: str | None, gold: str) -> bool:
     """Numeric equality when both parse as numbers, else exact text."""
-    if pred is None:
+    gold = gold_text(gold)
+    if pred is None or gold is None:
         return False
-    a, b = normalise_number(pred), normalise_number(str(gold))
+    a, b = normalise_number(pred), normalise_number(gold)
     if a is not None and b is not None:
         return a == b
-    return pred.strip() == str(gold).strip()
+    return pred.strip() == gold.strip()
 
 
 def _safe(score_one):
@@ -240,7 +261,7 @@ def gold_problem(spec: str, gold: str) -> str | None:
     can match never silently scores every completion 0 (or a lenient one 1).
     """
     names = {s.strip() for s in spec.split(",")}
-    if "exact" in names and normalise_number(str(gold)) is None:
+    if "exact" in names and normalise_number(gold_text(gold) or "") is None:
         return ("is not a number (reward 'exact' compares numbers; use "
                 "reward='math_verify' for symbolic answers)")
     if "math_verify" in names and not math_gold_parses(gold):

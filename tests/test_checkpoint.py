@@ -33,3 +33,23 @@ def test_corrupt_checkpoint_is_detected_not_loaded(random_tiny_dir,
     (good / "manifest.json").unlink()  # a write that never finished
     with pytest.raises(CheckpointError, match="incomplete"):
         verify_checkpoint(good)
+
+
+def test_no_usable_checkpoint_stops_and_keeps_the_history(random_tiny_dir,
+                                                          tmp_path):
+    cfg = _cfg(random_tiny_dir, tmp_path, max_steps=4)
+    train(cfg, progress=False)
+    before = (tmp_path / "metrics.jsonl").read_text()
+    for ckpt in tmp_path.glob("ckpt-*"):
+        (ckpt / "optimizer.pt").write_bytes(b"truncated")
+    logs = []
+    with pytest.raises(CheckpointError, match="no checkpoint.*usable.*"
+                       "--fresh"):
+        train(_cfg(random_tiny_dir, tmp_path, max_steps=6), progress=False,
+              log=logs.append)
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+    assert len(list(tmp_path.glob("ckpt-*"))) == 2  # nothing deleted
+    # starting over is the user's call
+    r = train(_cfg(random_tiny_dir, tmp_path, max_steps=1), progress=False,
+              resume=False)
+    assert len(r.metrics) == 1

@@ -210,3 +210,19 @@ def test_math500_uses_boxed_answers_and_one_shot_rlvr_format(monkeypatch):
     assert d.train[0]["answer"] == "\\frac{1}{2}"
     assert d.train[0]["prompt"].endswith(
         "output the final answer within \\boxed{}.\nAnswer: ")
+
+
+def test_an_empty_file_is_named_as_empty(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n")
+    with pytest.raises(DataError, match="empty.jsonl: no rows") as err:
+        load_prompts(DoprConfig(dataset=str(path), n_test=4))
+    assert "n_test" not in str(err.value)
+
+
+def test_an_empty_held_out_split_is_a_config_error_not_a_data_error(
+        tmp_path):
+    path = _write(tmp_path / "d.jsonl", _rows())
+    with pytest.raises(ConfigError, match="'n_test'.*held-out") as err:
+        DoprConfig(dataset=str(path), n_test=0)
+    assert "no usable rows" not in str(err.value)

@@ -156,3 +156,18 @@ def test_gradient_checkpointing_still_trains_lora(random_tiny_dir):
                      max_new_tokens=4)
     assert st["skipped"] == "" and st["grad_norm"] > 0
     assert any(not torch.equal(p, before[n]) for n, p in params.items())
+
+
+def test_a_relative_path_that_is_not_there_is_named_as_such(tmp_path,
+                                                            monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(PolicyLoadError, match="neither an existing "
+                       "directory nor a model in the local Hugging Face "
+                       "cache"):
+        resolve_source("models/mine")
+    (tmp_path / "models").mkdir()
+    with pytest.raises(PolicyLoadError, match="'models/mine' does not "
+                       "exist"):
+        resolve_source("models/mine")

@@ -13,7 +13,26 @@ def test_exact_answer_reward_hand_examples():
     comps = ["12+5=17\n#### 17", "#### 18", "no answer", "#### 17.0",
              "#### 1,7", "####17\n", "#### 17 apples", ""]
     assert R.exact_answer_reward(comps, answer=["17"] * 8) == [
-        1, 0, 0, 1, 1, 1, 0, 0]
+        1, 0, 0, 1, 0, 1, 0, 0]
+
+
+def test_exact_compares_numbers_as_a_careful_grader_would():
+    def score(pred, gold):
+        return R.exact_answer_reward([f"#### {pred}"], answer=[gold])[0]
+
+    # simple fractions are numbers, on either side
+    assert score("3/4", "0.75") == score("0.75", "3/4") == 1.0
+    assert score("6/8", "3/4") == score("-1/2", "-0.5") == 1.0
+    assert score("3/4", "0.7") == score("1/0", "1") == 0.0
+    # commas only as thousands separators
+    assert score("1,234", "1234") == score("1234", "1,234") == 1.0
+    assert score("1,234,567.5", "1234567.5") == 1.0
+    assert score("1,2", "12") == score("12,34", "1234") == 0.0
+    # a GSM8K answer text as the gold: parsed the same way as a completion
+    gold = "She has 3 + 4 = 7 cats and 9 * 8 = 72 paws.\n#### 72"
+    assert score("72", gold) == 1.0 and score("7", gold) == 0.0
+    assert R.gold_problem("exact", gold) is None
+    assert R.gold_problem("exact", "3/4") is None
 
 
 def test_last_marker_wins_and_chat_messages_accepted():
