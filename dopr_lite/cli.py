@@ -29,7 +29,7 @@ from dopr_lite.policy import load_policy
 from dopr_lite.rewards import exact_answer_reward
 from dopr_lite.runlog import summary_table
 from dopr_lite.select import SELECTORS
-from dopr_lite.task import task_dataset
+from dopr_lite.task import FAMILIES, TIERS, TaskMix, task_dataset
 from dopr_lite.tiny import BUILD_MINUTES, EMBEDDED_DIR, build
 
 DESCRIPTION = """\
@@ -138,13 +138,20 @@ def cmd_config(args) -> int:
 def cmd_build_tiny(args) -> int:
     out = EMBEDDED_DIR if args.update_asset else Path(args.out)
     print(f"building the embedded model in {out}: about "
-          f"{BUILD_MINUTES * args.steps // 4000} minutes on 2 CPU cores")
+          f"{BUILD_MINUTES * args.steps // 5000} minutes on 2 CPU cores")
     torch.set_num_threads(args.threads or torch.get_num_threads())
     info = build(out, steps=args.steps, seed=args.seed)
     pol = load_policy(model=str(out), use_lora=False)
-    info["heldout"] = evaluate(pol.model, pol.tokenizer,
-                               task_dataset("test", 300),
-                               exact_answer_reward, k=8)
+    info["heldout"] = {}  # per skill and tier: the same for every mix
+    for family in FAMILIES:
+        for tier in TIERS:
+            mix = TaskMix(families={family: 1.0}, easy=float(tier == "easy"),
+                          hard=float(tier == "hard"))
+            r = evaluate(pol.model, pol.tokenizer, task_dataset(
+                "test", 20 if tier == "easy" else 50, mix=mix),
+                exact_answer_reward, k=8)
+            info["heldout"][f"{family}/{tier}"] = {
+                key: r[key] for key in ("n", "accuracy", "pass@8")}
     (Path(out) / "build_info.json").write_text(json.dumps(info, indent=1))
     print(json.dumps({k: v for k, v in info.items() if k != "warmup_log"}))
     if not args.update_asset:
@@ -277,7 +284,7 @@ def parser() -> argparse.ArgumentParser:
                          "dopr-lite build-tiny --update-asset",
                          "dopr-lite build-tiny --steps 500 --out "
                          "runs/tiny-quick"))
-    b.add_argument("--steps", type=int, default=4000,
+    b.add_argument("--steps", type=int, default=5000,
                    help="warm-up steps (default: %(default)s)")
     b.add_argument("--seed", type=int, default=0,
                    help="build seed (default: %(default)s)")

@@ -28,6 +28,7 @@ from pathlib import Path
 from dopr_lite.errors import ConfigError
 from dopr_lite.rewards import reward_names
 from dopr_lite.select import check_selector
+from dopr_lite.task import DEFAULT_MIX, FAMILIES, MixError, TaskMix
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 SCALE_REWARDS = ("group", "batch", "none")
@@ -86,6 +87,15 @@ class DoprConfig:
     # --- Data ---------------------------------------------------------------
     dataset: str = knob("embedded", "'embedded', 'gsm8k', 'math500', or a "
                         ".jsonl/.parquet file")
+    task_families: dict = knob(
+        dict.fromkeys(FAMILIES, 1.0), "embedded task: relative weights of "
+        f"its skills {list(FAMILIES)} in the RL pool and held-out split")
+    task_easy: float = knob(DEFAULT_MIX.easy, "embedded task: share of "
+                            "trivial prompts (solved almost always); "
+                            "calibrated, dopr_lite.task")
+    task_hard: float = knob(DEFAULT_MIX.hard, "embedded task: share of "
+                            "prompts beyond the embedded model (4-digit "
+                            "arithmetic); calibrated, dopr_lite.task")
     n_train: int = knob(256, "RL prompt pool size (one-shot RLVR trains on "
                         "1 to 1.2k prompts)")
     n_test: int = knob(300, "held-out prompts for evaluation")
@@ -241,6 +251,15 @@ class DoprConfig:
                 "load_in_4bit=False")
         reward_names(self.reward)  # names resolve now, not at step 1
         check_selector(self.selector, self.selector_args)
+        try:
+            self.task_mix()
+        except MixError as err:
+            bad(f"task_{err.field}", str(err))
+
+    def task_mix(self) -> TaskMix:
+        """The embedded task's mix these fields ask for."""
+        return TaskMix(families=dict(self.task_families),
+                       easy=self.task_easy, hard=self.task_hard)
 
     @staticmethod
     def help(name: str) -> str:

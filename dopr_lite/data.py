@@ -276,9 +276,10 @@ def load_prompts(cfg: DoprConfig, tokenizer=None) -> PromptData:
 
 def _load_prompts(cfg: DoprConfig, tokenizer=None) -> PromptData:
     if cfg.dataset == "embedded":
+        mix = cfg.task_mix()
         return PromptData(
-            train=T.task_dataset("rl", cfg.n_train, cfg.data_seed),
-            test=T.task_dataset("test", cfg.n_test, cfg.data_seed),
+            train=T.task_dataset("rl", cfg.n_train, cfg.data_seed, mix),
+            test=T.task_dataset("test", cfg.n_test, cfg.data_seed, mix),
             skipped={})
     skipped: dict = {}
     if cfg.dataset in HUB_SOURCES:

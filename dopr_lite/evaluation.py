@@ -1,4 +1,9 @@
-"""Held-out evaluation: greedy pass@1 and sampled pass@k.
+"""Held-out evaluation: greedy pass@1 and sampled pass@k; pool shape.
+
+:func:`evaluate` scores a split; :func:`success_counts` and
+:func:`group_shares` measure a prompt pool the way GRPO meets it: how many
+of G sampled completions of each prompt are right, and the shares of
+all-wrong, all-right and mixed groups (only mixed ones carry a signal).
 
 Evaluation draws its samples inside ``torch.random.fork_rng`` with its own
 seed, so evaluating (or not) never changes the training trajectory.  Its
@@ -31,11 +36,14 @@ def _rng_devices(model):
 def evaluate(model, tokenizer, dataset, reward_fn, *, k: int = 4,
              max_new_tokens: int = 48, temperature: float = 1.0,
              batch_size: int = 256, seed: int = 1234,
-             counter: RolloutCounter | None = None) -> dict:
+             counter: RolloutCounter | None = None,
+             by: str | None = None) -> dict:
     """Greedy accuracy, mean sampled accuracy and pass@k on a split.
 
     ``dataset`` rows need ``prompt`` and the columns ``reward_fn`` reads.
-    Set ``k = 0`` to skip the sampled pass.
+    Set ``k = 0`` to skip the sampled pass.  ``by`` names a column (such as
+    the embedded task's ``family``) to also report each group's accuracy
+    (``accuracy/<group>``, and ``pass@k/<group>``).
     """
     rows = list(dataset)
     greedy, sampled, passk, lengths = [], [], [], []
@@ -53,13 +61,9 @@ def evaluate(model, tokenizer, dataset, reward_fn, *, k: int = 4,
             greedy += reward_fn(ro.texts, **cols)
             lengths += ro.completion_mask.sum(1).tolist()
             if k:
-                ro = generate_rollouts(model, tokenizer, prompts, k,
-                                       max_new_tokens=max_new_tokens,
-                                       temperature=temperature,
-                                       counter=counter, kind="eval")
-                rep = {key: [v for v in vals for _ in range(k)]
-                       for key, vals in cols.items()}
-                r = torch.tensor(reward_fn(ro.texts, **rep)).view(-1, k)
+                r = sample_rewards(model, tokenizer, prompts, cols,
+                                   reward_fn, k, max_new_tokens, temperature,
+                                   counter=counter, kind="eval")
                 passk += [pass_at_k(k, int((g > 0.5).sum()), k) for g in r]
                 sampled += r.mean(1).tolist()
     n = len(rows)
@@ -68,4 +72,56 @@ def evaluate(model, tokenizer, dataset, reward_fn, *, k: int = 4,
     if k:
         out[f"pass@{k}"] = sum(passk) / n
         out["sampled_accuracy"] = sum(sampled) / n
+    for group in dict.fromkeys(r[by] for r in rows) if by else ():
+        idx = [i for i, r in enumerate(rows) if r[by] == group]
+        out[f"accuracy/{group}"] = sum(greedy[i] for i in idx) / len(idx)
+        if k:
+            out[f"pass@{k}/{group}"] = sum(passk[i] for i in idx) / len(idx)
     return out
+
+
+def sample_rewards(model, tokenizer, prompts: list[str], columns: dict,
+                   reward_fn, k: int, max_new_tokens: int = 48,
+                   temperature: float = 1.0, *,
+                   counter: RolloutCounter | None = None,
+                   kind: str = "eval") -> torch.Tensor:
+    """(len(prompts), k) rewards of ``k`` sampled completions per prompt;
+    ``columns`` holds the reward's dataset columns, one value a prompt."""
+    ro = generate_rollouts(model, tokenizer, prompts, k,
+                           max_new_tokens=max_new_tokens,
+                           temperature=temperature, counter=counter,
+                           kind=kind)
+    rep = {key: [v for v in vals for _ in range(k)]
+           for key, vals in columns.items()}
+    return torch.tensor(reward_fn(ro.texts, **rep)).view(-1, k)
+
+
+def success_counts(model, tokenizer, dataset, reward_fn, k: int = 8, *,
+                   max_new_tokens: int = 48, temperature: float = 1.0,
+                   batch_size: int = 64, seed: int = 1234,
+                   counter: RolloutCounter | None = None) -> torch.Tensor:
+    """(len(dataset),) how many of ``k`` sampled completions of each
+    prompt are right (reward > 0.5); sampled under its own seed, so the
+    caller's random stream is untouched."""
+    rows, counts = list(dataset), []
+    with torch.random.fork_rng(devices=_rng_devices(model)):
+        torch.manual_seed(seed)
+        for s in range(0, len(rows), batch_size):
+            chunk = rows[s:s + batch_size]
+            cols = {key: [r[key] for r in chunk] for key in chunk[0]
+                    if key != "prompt"}
+            r = sample_rewards(model, tokenizer, [r["prompt"] for r in chunk],
+                               cols, reward_fn, k, max_new_tokens,
+                               temperature, counter=counter, kind="eval")
+            counts += (r > 0.5).sum(1).tolist()
+    return torch.tensor(counts)
+
+
+def group_shares(counts: torch.Tensor, k: int) -> dict:
+    """Shares of groups of ``k`` that are all wrong, all right, or mixed
+    (the only ones with a non-zero GRPO advantage)."""
+    counts = torch.as_tensor(counts)
+    wrong = float((counts == 0).float().mean())
+    right = float((counts == k).float().mean())
+    return {"all_wrong": wrong, "all_right": right,
+            "mixed": 1.0 - wrong - right}

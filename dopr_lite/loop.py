@@ -49,6 +49,7 @@ from dopr_lite.select import (DRAW_SEED_STRIDE, PromptHistory, SelectContext,
                               make_selector)
 
 EVAL_SEED_OFFSET = 10_007  # evaluation samples with seed + this
+GROUP_BY = "family"  # per-skill accuracy too, where the data has skills
 ALL_EQUAL = "all groups have zero reward variance"  # the routine skip
 
 
@@ -274,7 +275,8 @@ def evaluate_run(run: Run, step: int, last: dict) -> dict:
                           temperature=cfg.temperature,
                           batch_size=cfg.eval_batch,
                           seed=cfg.seed + EVAL_SEED_OFFSET,
-                          counter=run.counter)
+                          counter=run.counter, by=GROUP_BY if GROUP_BY
+                          in run.data.test.column_names else None)
     return {"step": step, "rollouts": run.counter.cost,
             "updates": last.get("updates", 0),
             "train_seconds": last.get("train_seconds", 0.0), **scores}

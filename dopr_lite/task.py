@@ -1,31 +1,55 @@
-"""The embedded synthetic reasoning task: multi-step integer arithmetic.
+"""The embedded synthetic task: four arithmetic skills, three difficulties.
 
-A problem is a chain such as ``57+38-19`` with 2-4 operands.  The prompt is
-``57+38-19=?\\n``; a completion is judged only by its final ``#### <n>`` line,
-exactly like GSM8K.  Two solution *styles* exist:
+Each problem belongs to one *family* (a skill) and one *tier* (how hard it is
+for the embedded model); a completion is judged only by its final
+``#### <n>`` line, exactly like GSM8K:
 
-* careful (step by step)::
+=======  ========================  ============================================
+family   prompt                    careful solution
+=======  ========================  ============================================
+``add``  ``57+38-19=?``            ``sum`` / ``57+38=95`` / ``95-19=76``
+``mul``  ``37*6=?``                ``mul`` / ``30*6=180`` / ``7*6=42`` /
+                                   ``180+42=222``
+``max``  ``max(41,17,63)=?``       ``cmp`` / ``41,17=41`` / ``41,63=63``
+``word`` ``Ann had 12, got 5,      ``let`` / ``12+5=17`` / ``17-3=14``
+         lost 3. Now?``
+=======  ========================  ============================================
 
-      57+38=95
-      95-19=76
-      #### 76
+(each careful solution ends with ``#### <answer>``).  The other style is a
+*direct guess*, ``#### <n>`` at once, right only by luck.  The warm-up
+corpus (:mod:`dopr_lite.tiny`) uses the careful style at a per-problem rate
+(:func:`careful_rate`, a "laziness" in family-specific features), so the
+warmed-up model *knows* each procedure but starts it only on some prompts.
+Each family's procedure opens with its own keyword (``sum``, ``mul``,
+``cmp``, ``let``), so the decision to work carefully is a different first
+token per family and unlocking one skill carries over to the others only in
+part (the transfer matrix in ``bench/task_shape.py`` measures how much).
 
-* direct (a short guess, no work shown)::
+Tiers give the pools the spread of difficulty real RLVR pools have:
 
-      #### 74
+* ``easy``: small problems whose answer the corpus gives directly and right:
+  solved (almost) always, so a group of G rollouts is all-right;
+* ``medium``: the latent skill: careful solutions are right, guesses are
+  not, and the model is careful on some of them;
+* ``hard``: 4-digit arithmetic the warm-up never shows (and longer
+  solutions): beyond the model, careful or not, so its groups are
+  all-wrong.  These are genuinely hard, not mislabelled (label noise is the
+  separate ``label_noise`` knob).
 
-The warm-up corpus (see :mod:`dopr_lite.tiny`) mixes both styles.  Careful
-solutions are always right; direct guesses are right only by luck.  How often
-the corpus uses the careful style depends on the problem through
-:func:`careful_rate` (a "laziness" that grows with the number of steps and
-shrinks with the first operand).  The warmed-up model therefore *knows* the
-reliable procedure but uses it only on some prompts: a latent capability that
-RL can unlock by shifting one shared decision, which is the phenomenon that
-one-shot RLVR and DoPR rely on ("RL activates, it does not teach").
+The RL pool and the held-out split share one mix (:class:`TaskMix`: family
+weights and the easy and hard shares).  The default mix is calibrated to
+published numbers for real math pools: for a base model such as
+Qwen2.5-Math-1.5B, on the order of 40% of the prompts of a curated pool give
+all-equal (zero-variance) groups at G = 8, most of them all-wrong (GRESO,
+Zheng et al. 2025, arXiv 2506.02177, on DAPO + MATH; DAPO's dynamic
+sampling, Yu et al. 2025, exists because of them; the figure is the one
+PAPER.md and practitioners' pre-flight checks report).  ``bench/task_shape.py``
+measures what the embedded model gives on the default mix
+(``dopr_lite/assets/tiny/build_info.json``: ``task_shape``).
 
-Splits are assigned by a hash of the problem text, so the warm-up (``sft``),
+Splits are assigned by a hash of the prompt text, so the warm-up (``sft``),
 RL (``rl``) and held-out (``test``) splits are disjoint for every seed and
-every difficulty setting.
+every mix.
 
 Departures from the paper: the paper trains on real math (MATH, DeepScaleR);
 this task exists so that every experiment runs in minutes on a laptop CPU.
@@ -36,118 +60,226 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from datasets import Dataset
 
 SPLITS = ("sft", "rl", "test")
 # Shares of the hash space given to each split (out of 10 buckets).
 _SPLIT_BUCKETS = {"sft": range(0, 6), "rl": range(6, 8), "test": range(8, 10)}
+FAMILIES = ("add", "mul", "max", "word")
+TIERS = ("easy", "medium", "hard")
+KEYWORDS = {"add": "sum", "mul": "mul", "max": "cmp", "word": "let"}
+NAMES = ("Ann", "Bo", "Cy", "Di", "Ed", "Flo")
+GAINS = ("got", "won", "found")  # + in word problems
+LOSSES = ("lost", "gave", "ate")  # - in word problems
+GUESS_SPREAD = 9  # a direct guess lands within this of the answer
+
+
+class MixError(ValueError):
+    """An impossible mix; ``field`` is the TaskMix field at fault."""
+
+    def __init__(self, field: str, why: str):
+        super().__init__(why)
+        self.field = field
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """Difficulty knobs of the synthetic task."""
+class TaskMix:
+    """Which problems the RL pool and the held-out split hold.
 
-    min_ops: int = 2  # fewest operands in a chain
-    max_ops: int = 4  # most operands in a chain
-    max_operand: int = 99  # operands are drawn from 1..max_operand
-    max_value: int = 999  # running totals stay in 0..max_value
-    ops: str = "+-"  # operators to draw from
+    ``families``: relative weights of the skills; ``easy`` and ``hard``:
+    the shares of trivial and too-hard prompts (the rest are ``medium``).
+    The defaults are calibrated (module docstring); change them with the
+    config fields ``task_families``, ``task_easy`` and ``task_hard``.
+    """
+
+    families: dict = field(default_factory=lambda: dict.fromkeys(FAMILIES,
+                                                                 1.0))
+    easy: float = 0.13  # bench/task_calibration.py, on the shipped model
+    hard: float = 0.19
+
+    def __post_init__(self):
+        unknown = sorted(set(self.families) - set(FAMILIES))
+        if unknown:
+            raise MixError("families", f"unknown families {unknown}; "
+                           f"choose from {list(FAMILIES)}")
+        weights = list(self.families.values())
+        if any(not isinstance(w, (int, float)) or w < 0 for w in weights) \
+                or not sum(weights) > 0:
+            raise MixError("families", "weights must be numbers >= 0, not "
+                           f"all 0 (got {self.families})")
+        for name in ("easy", "hard"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise MixError(name, "must be in [0, 1]")
+        if self.easy + self.hard > 1:
+            raise MixError("hard", f"easy + hard = {self.easy + self.hard} "
+                           "> 1: no room left for medium problems")
 
 
-DEFAULT_SPEC = TaskSpec()
+DEFAULT_MIX = TaskMix()
 
 
-def problem_split(expr: str) -> str:
-    bucket = int(hashlib.sha256(expr.encode()).hexdigest(), 16) % 10
+@dataclass(frozen=True)
+class Problem:
+    """One problem: its prompt, answer, careful steps and laziness logit."""
+
+    family: str
+    tier: str
+    prompt: str
+    answer: int
+    steps: tuple  # the careful procedure's lines, before the final answer
+    laziness: float  # logit of the careful rate (the corpus' style mix)
+
+    @property
+    def solution(self) -> str:
+        """The careful solution: keyword, steps, final answer."""
+        return "\n".join([KEYWORDS[self.family], *self.steps,
+                          f"#### {self.answer}"])
+
+    @property
+    def careful_rate(self) -> float:
+        """Share of careful solutions for this problem in the warm-up
+        corpus (``easy`` problems: answered directly, and right)."""
+        return 1.0 / (1.0 + math.exp(-self.laziness))
+
+
+def problem_split(text: str) -> str:
+    bucket = int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10
     for name, buckets in _SPLIT_BUCKETS.items():
         if bucket in buckets:
             return name
     raise AssertionError(bucket)
 
 
-def _apply(total: int, op: str, x: int) -> int:
-    if op == "+":
-        return total + x
-    if op == "-":
-        return total - x
-    if op == "*":
-        return total * x
-    raise ValueError(f"unknown operator {op!r}")
+# --- the four families: draw(rng, tier) -> Problem ----------------------------
 
-
-def sample_problem(rng: random.Random, spec: TaskSpec) -> list:
-    """Draw one chain as a list ``[a1, op1, a2, op2, a3, ...]``."""
+def _chain(rng, n_ops, lo, hi, max_total):
+    """Operands and +/- operators whose running totals stay in range."""
     while True:
-        n = rng.randint(spec.min_ops, spec.max_ops)
-        items: list = [rng.randint(1, spec.max_operand)]
+        items, total = [rng.randint(lo, hi)], None
         total = items[0]
-        ok = True
-        for _ in range(n - 1):
-            op = rng.choice(spec.ops)
-            x = rng.randint(1, spec.max_operand)
-            total = _apply(total, op, x)
-            if not 0 <= total <= spec.max_value:
-                ok = False
+        for _ in range(n_ops - 1):
+            op, x = rng.choice("+-"), rng.randint(lo, hi)
+            total = total + x if op == "+" else total - x
+            if not 0 <= total <= max_total:
                 break
             items += [op, x]
-        if ok:
+        else:
             return items
 
 
-def expression(items: list) -> str:
-    return "".join(str(t) for t in items)
-
-
-def prompt_text(items: list) -> str:
-    return f"{expression(items)}=?\n"
-
-
-def answer_of(items: list) -> int:
-    total = items[0]
-    for i in range(1, len(items), 2):
-        total = _apply(total, items[i], items[i + 1])
-    return total
-
-
-def careful_solution(items: list) -> str:
-    """The reliable step-by-step solution, one binary operation per line."""
+def _steps(items) -> tuple[list[str], int]:
+    """One ``a+b=c`` line per operation of a chain; and the result."""
     lines, total = [], items[0]
     for i in range(1, len(items), 2):
-        new = _apply(total, items[i], items[i + 1])
-        lines.append(f"{total}{items[i]}{items[i + 1]}={new}")
+        op, x = items[i], items[i + 1]
+        new = total + x if op == "+" else total - x
+        lines.append(f"{total}{op}{x}={new}")
         total = new
-    lines.append(f"#### {total}")
-    return "\n".join(lines)
+    return lines, total
 
 
-def direct_guess(items: list, rng: random.Random, spread: int = 9) -> str:
-    """A short guess near the answer (right with probability 1/(2*spread+1))."""
-    guess = max(0, answer_of(items) + rng.randint(-spread, spread))
-    return f"#### {guess}"
-
-
-def careful_rate(items: list, spec: TaskSpec = DEFAULT_SPEC) -> float:
-    """Share of careful solutions for this problem in the warm-up corpus.
-
-    A logistic "laziness" in two visible features: more operands make the
-    corpus lazier, a larger first operand makes it more careful.  The numbers
-    put about a third of problems above 1/2, so greedy decoding of the
-    warmed-up model is careful on roughly that third.
-    """
+def draw_add(rng, tier) -> Problem:
+    if tier == "easy":
+        items = _chain(rng, 2, 1, 9, 18)
+    elif tier == "medium":
+        items = _chain(rng, rng.randint(2, 4), 1, 99, 999)
+    else:
+        items = _chain(rng, rng.randint(3, 4), 1000, 9999, 99_999)
+    lines, answer = _steps(items)
     n_ops = (len(items) + 1) // 2
-    mid_ops = (spec.min_ops + spec.max_ops) / 2
-    z = (items[0] / spec.max_operand - 0.75) * 6.0 - 0.8 * (n_ops - mid_ops)
-    return 1.0 / (1.0 + math.exp(-z))
+    z = (items[0] / 99 - 0.75) * 6.0 - 0.8 * (n_ops - 3)
+    return Problem("add", tier, "".join(map(str, items)) + "=?", answer,
+                   tuple(lines), z)
+
+
+def draw_mul(rng, tier) -> Problem:
+    if tier == "easy":  # by 1 or 10: copy the digits, or append a 0
+        a, b = rng.randint(2, 99), rng.choice((1, 10))
+        lines = [f"{a}*{b}={a * b}"]
+    elif tier == "medium":
+        a, b = rng.randint(13, 99), rng.randint(2, 9)
+        tens, ones = a - a % 10, a % 10
+        lines = [f"{tens}*{b}={tens * b}"]
+        if ones:
+            lines += [f"{ones}*{b}={ones * b}",
+                      f"{tens * b}+{ones * b}={a * b}"]
+    else:
+        a, b = rng.randint(101, 999), rng.randint(11, 99)
+        lines = [f"{a}*{b}={a * b}"]  # the procedure has no 2-digit step
+    z = (a / 99 - 0.7) * 5.0 - (b - 5) * 0.3
+    return Problem("mul", tier, f"{a}*{b}=?", a * b, tuple(lines), z)
+
+
+def draw_max(rng, tier) -> Problem:
+    if tier == "easy":
+        xs = rng.sample(range(1, 50), 2)
+    elif tier == "medium":
+        xs = rng.sample(range(10, 100), rng.randint(3, 4))
+    else:
+        xs = rng.sample(range(1000, 10_000), rng.randint(6, 7))
+    lines, best = [], xs[0]
+    for x in xs[1:]:
+        new = max(best, x)
+        lines.append(f"{best},{x}={new}")
+        best = new
+    spread = (max(xs) - min(xs)) / 90
+    z = 1.5 - 1.0 * (len(xs) - 3) - 2.5 * spread
+    return Problem("max", tier, f"max({','.join(map(str, xs))})=?", best,
+                   tuple(lines), z)
+
+
+def draw_word(rng, tier) -> Problem:
+    if tier == "easy":
+        items = _chain(rng, 2, 1, 9, 18)
+    elif tier == "medium":
+        items = _chain(rng, rng.randint(2, 3), 1, 60, 999)
+    else:
+        items = _chain(rng, rng.randint(3, 4), 1000, 9999, 99_999)
+    words = [rng.choice(GAINS if op == "+" else LOSSES) + f" {x}"
+             for op, x in zip(items[1::2], items[2::2], strict=True)]
+    name = rng.choice(NAMES)
+    prompt = f"{name} had {items[0]}, {', '.join(words)}. Now?"
+    lines, answer = _steps(items)
+    z = 0.6 - 1.2 * (len(words) - 1) - 0.02 * max(items[::2]) \
+        + 0.6 * (name in NAMES[:3])
+    return Problem("word", tier, prompt, answer, tuple(lines), z)
+
+
+DRAW = {"add": draw_add, "mul": draw_mul, "max": draw_max, "word": draw_word}
+
+
+def direct_guess(problem: Problem, rng: random.Random) -> str:
+    """The lazy style: an answer at once.  Right for ``easy`` problems
+    (the corpus knows them by heart); otherwise a near miss (``max``: a
+    random element of the list), right only by luck."""
+    if problem.tier == "easy":
+        return f"#### {problem.answer}"
+    if problem.family == "max":
+        xs = [int(x) for x in problem.prompt[4:-3].split(",")]
+        return f"#### {rng.choice(xs)}"
+    guess = problem.answer + rng.randint(-GUESS_SPREAD, GUESS_SPREAD)
+    return f"#### {max(0, guess)}"
+
+
+def draw(rng: random.Random, mix: TaskMix = DEFAULT_MIX) -> Problem:
+    """One problem: a family by weight, then a tier by the mix's shares."""
+    names = list(mix.families)
+    family = rng.choices(names, [mix.families[n] for n in names])[0]
+    u = rng.random()
+    tier = "easy" if u < mix.easy else "hard" if u < mix.easy + mix.hard \
+        else "medium"
+    return DRAW[family](rng, tier)
 
 
 def make_problems(n: int, split: str, seed: int = 0,
-                  spec: TaskSpec = DEFAULT_SPEC) -> list[dict]:
+                  mix: TaskMix = DEFAULT_MIX) -> list[dict]:
     """``n`` distinct problems of one split, reproducible from ``seed``.
 
     Each row: ``id``, ``prompt``, ``answer`` (a string, as in GSM8K),
-    ``solution`` (the careful one), ``n_ops`` and ``careful_rate``.
+    ``family``, ``tier``, ``solution`` (the careful one) and
+    ``careful_rate``.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -157,41 +289,22 @@ def make_problems(n: int, split: str, seed: int = 0,
         tries += 1
         if tries > 200 * n + 10_000:
             raise ValueError(
-                f"could not draw {n} distinct {split!r} problems from {spec}; "
-                "widen the difficulty knobs or ask for fewer")
-        items = sample_problem(rng, spec)
-        expr = expression(items)
-        if expr in seen or problem_split(expr) != split:
+                f"could not draw {n} distinct {split!r} problems from "
+                f"{mix}; ask for fewer, or give the small tiers (easy) "
+                "less weight")
+        p = draw(rng, mix)
+        if p.prompt in seen or problem_split(p.prompt) != split:
             continue
-        seen.add(expr)
-        rows.append({
-            "id": f"{split}-{seed}-{len(rows)}",
-            "prompt": prompt_text(items),
-            "answer": str(answer_of(items)),
-            "solution": careful_solution(items),
-            "n_ops": (len(items) + 1) // 2,
-            "careful_rate": careful_rate(items, spec),
-        })
+        seen.add(p.prompt)
+        rows.append({"id": f"{split}-{seed}-{len(rows)}",
+                     "prompt": p.prompt + "\n", "answer": str(p.answer),
+                     "family": p.family, "tier": p.tier,
+                     "solution": p.solution,
+                     "careful_rate": p.careful_rate})
     return rows
 
 
-def parse_prompt(prompt: str) -> list:
-    """Inverse of :func:`prompt_text` (used to rebuild warm-up targets)."""
-    expr = prompt.strip().removesuffix("=?")
-    items, num = [], ""
-    for ch in expr:
-        if ch.isdigit():
-            num += ch
-        elif ch in "+-*":
-            items += [int(num), ch]
-            num = ""
-        else:
-            raise ValueError(f"not a task prompt: {prompt!r}")
-    items.append(int(num))
-    return items
-
-
 def task_dataset(split: str, n: int, seed: int = 0,
-                 spec: TaskSpec = DEFAULT_SPEC):
+                 mix: TaskMix = DEFAULT_MIX):
     """The task as a ``datasets.Dataset`` with ``prompt`` and ``answer``."""
-    return Dataset.from_list(make_problems(n, split, seed, spec))
+    return Dataset.from_list(make_problems(n, split, seed, mix))

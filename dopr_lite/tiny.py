@@ -40,7 +40,7 @@ from dopr_lite import task as T
 
 EMBEDDED_DIR = Path(__file__).parent / "assets" / "tiny"
 EMBEDDED = "embedded:tiny"  # the model source name used across the package
-BUILD_MINUTES = 30  # build() with 4000 steps on 2 CPU cores (build_info.json)
+BUILD_MINUTES = 20  # build() with 5000 steps on 2 CPU cores (build_info.json)
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
 CHARS = [c for c in string.printable if c not in "\t\r\x0b\x0c"]
 
@@ -73,26 +73,40 @@ def tiny_config(vocab_size: int, hidden: int = 128, layers: int = 4,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
 
 
-def warmup_example(items: list, rng: random.Random,
-                   spec: T.TaskSpec = T.DEFAULT_SPEC) -> str:
-    """One warm-up completion: careful with prob ``careful_rate``."""
-    if rng.random() < T.careful_rate(items, spec):
-        return T.careful_solution(items)
-    return T.direct_guess(items, rng)
+# the warm-up corpus: families evenly, easy and medium problems (never hard:
+# 4-digit arithmetic stays beyond the model); easy ones answered directly
+WARMUP_MIX = T.TaskMix(easy=0.2, hard=0.0)
+EASY_CAREFUL = 0.3  # share of careful solutions to easy problems
 
 
-def drill_line(rng: random.Random, spec: T.TaskSpec = T.DEFAULT_SPEC):
-    """One binary operation as a careful step line, e.g. ``31-18=13``."""
-    while True:
-        a = rng.randint(0, spec.max_value if rng.random() < 0.5
-                        else spec.max_operand)
-        op, b = rng.choice(spec.ops), rng.randint(1, spec.max_operand)
-        c = T._apply(a, op, b)
-        if 0 <= c <= spec.max_value:
-            return f"{a}{op}{b}=", f"{c}\n"
+def warmup_example(problem: T.Problem, rng: random.Random) -> str:
+    """One warm-up completion: careful with prob ``careful_rate``, else a
+    direct answer (right for easy problems, a guess otherwise)."""
+    rate = EASY_CAREFUL if problem.tier == "easy" else problem.careful_rate
+    if rng.random() < rate:
+        return problem.solution
+    return T.direct_guess(problem, rng)
 
 
-def _sft_batch(tok, rng: random.Random, batch: int, spec: T.TaskSpec,
+def drill_line(rng: random.Random) -> tuple[str, str]:
+    """One step line of some procedure, question and result:
+    ``31-18=`` / ``13``, ``40*7=`` / ``280``, ``41,17=`` / ``41``."""
+    kind = rng.random()
+    if kind < 0.6:  # add and sub, as in add, mul and word solutions
+        while True:
+            a = rng.randint(0, 999 if rng.random() < 0.5 else 99)
+            op, b = rng.choice("+-"), rng.randint(1, 99)
+            c = a + b if op == "+" else a - b
+            if 0 <= c <= 999:
+                return f"{a}{op}{b}=", f"{c}\n"
+    if kind < 0.8:  # one-digit products, of tens too (mul)
+        a, b = rng.randint(1, 9) * rng.choice((1, 10)), rng.randint(2, 9)
+        return f"{a}*{b}=", f"{a * b}\n"
+    a, b = rng.sample(range(1, 100), 2)  # pairwise max (max)
+    return f"{a},{b}=", f"{max(a, b)}\n"
+
+
+def _sft_batch(tok, rng: random.Random, batch: int,
                procedure: float = 0.3, drills: float = 0.3,
                lines_per_drill: int = 5):
     """Three kinds of warm-up example, prompts never in the loss:
@@ -101,7 +115,7 @@ def _sft_batch(tok, rng: random.Random, batch: int, spec: T.TaskSpec,
     * procedure: a careful solution to any problem with its *first*
       completion token left out of the loss, so it teaches the procedure
       everywhere without teaching *when* to start it (the style choice is
-      made at the first token);
+      made at the first token, the family's keyword or ``#``);
     * drills: bare step lines (results only) for the arithmetic.
     """
     ids, labels = [], []
@@ -109,18 +123,17 @@ def _sft_batch(tok, rng: random.Random, batch: int, spec: T.TaskSpec,
     n_proc = int(batch * procedure)
     n_task = batch - n_drill - n_proc
     while len(ids) < n_task + n_proc:
-        items = T.sample_problem(rng, spec)
-        if T.problem_split(T.expression(items)) != "sft":
+        problem = T.draw(rng, WARMUP_MIX)
+        if T.problem_split(problem.prompt) != "sft":
             continue
-        p = tok(T.prompt_text(items))["input_ids"]
+        p = tok(problem.prompt + "\n")["input_ids"]
         if len(ids) < n_task:
-            c = tok(warmup_example(items, rng, spec),
+            c = tok(warmup_example(problem, rng),
                     add_special_tokens=False)["input_ids"]
             c = c + [tok.eos_token_id]
             lab = list(c)
         else:
-            c = tok(T.careful_solution(items),
-                    add_special_tokens=False)["input_ids"]
+            c = tok(problem.solution, add_special_tokens=False)["input_ids"]
             c = c + [tok.eos_token_id]
             lab = [-100] + c[1:]
         ids.append(p + c)
@@ -128,7 +141,7 @@ def _sft_batch(tok, rng: random.Random, batch: int, spec: T.TaskSpec,
     while len(ids) < batch:
         seq, lab = [tok.bos_token_id], [-100]
         for _ in range(lines_per_drill):
-            q, a = drill_line(rng, spec)
+            q, a = drill_line(rng)
             q_ids = tok(q, add_special_tokens=False)["input_ids"]
             a_ids = tok(a, add_special_tokens=False)["input_ids"]
             seq += q_ids + a_ids
@@ -144,7 +157,6 @@ def _sft_batch(tok, rng: random.Random, batch: int, spec: T.TaskSpec,
 
 def warm_up(model, tok, steps: int = 3000, batch: int = 64,
             lr: float = 3e-3, seed: int = 0,
-            spec: T.TaskSpec = T.DEFAULT_SPEC,
             log_every: int = 250, log=print) -> list[dict]:
     """Supervised warm-up on the ``sft`` split; returns the loss log."""
     torch.manual_seed(seed)
@@ -163,7 +175,7 @@ def warm_up(model, tok, steps: int = 3000, batch: int = 64,
     model.train()
     history, t0, running = [], time.time(), 0.0
     for step in range(steps):
-        x, y = _sft_batch(tok, rng, batch, spec)
+        x, y = _sft_batch(tok, rng, batch)
         out = model(input_ids=x, attention_mask=(x != tok.pad_token_id),
                     labels=y)
         opt.zero_grad(set_to_none=True)
@@ -183,12 +195,13 @@ def warm_up(model, tok, steps: int = 3000, batch: int = 64,
     return history
 
 
-def build(out_dir: Path = EMBEDDED_DIR, steps: int = 4000, seed: int = 0,
-          log=print) -> dict:
-    """Build, warm up and save the embedded tiny model; returns build info."""
+def build(out_dir: Path = EMBEDDED_DIR, steps: int = 5000, seed: int = 0,
+          log=print, **arch) -> dict:
+    """Build, warm up and save the embedded tiny model; returns build info.
+    ``arch`` goes to :func:`tiny_config` (hidden size, layers, heads)."""
     torch.manual_seed(seed)
     tok = build_tokenizer()
-    model = LlamaForCausalLM(tiny_config(len(tok)))
+    model = LlamaForCausalLM(tiny_config(len(tok), **arch))
     n_params = sum(p.numel() for p in model.parameters())
     log(f"tiny model: {n_params:,} parameters, vocab {len(tok)}")
     history = warm_up(model, tok, steps=steps, seed=seed, log=log)
@@ -200,6 +213,6 @@ def build(out_dir: Path = EMBEDDED_DIR, steps: int = 4000, seed: int = 0,
     model.save_pretrained(out_dir, safe_serialization=True)
     tok.save_pretrained(out_dir)
     info = {"parameters": n_params, "steps": steps, "seed": seed,
-            "task": T.DEFAULT_SPEC.__dict__, "warmup_log": history}
+            "warmup_mix": vars(WARMUP_MIX), "warmup_log": history}
     (out_dir / "build_info.json").write_text(json.dumps(info, indent=1))
     return info

@@ -72,3 +72,32 @@ def test_unknown_field_in_file(tmp_path):
     (tmp_path / "c.json").write_text('{"lr": 1}')
     with pytest.raises(ConfigError, match="unknown config fields"):
         DoprConfig.load(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("overrides,field", [
+    (dict(task_families={"div": 1.0}), "task_families"),
+    (dict(task_families={"add": 0}), "task_families"),
+    (dict(task_easy=1.5), "task_easy"),
+    (dict(task_easy=0.6, task_hard=0.6), "task_hard"),
+])
+def test_an_impossible_task_mix_names_its_field(overrides, field):
+    with pytest.raises(ConfigError, match=f"config field '{field}'"):
+        DoprConfig(**overrides)
+
+
+def test_the_task_mix_is_config(tmp_path):
+    from collections import Counter
+
+    from dopr_lite.cli import parse_overrides
+    from dopr_lite.data import load_prompts
+
+    over = parse_overrides(['task_families={"mul": 1, "max": 1}',
+                            "task_easy=0", "task_hard=0.5"])
+    cfg = DoprConfig(n_train=64, n_test=40, **over)
+    cfg.save(tmp_path / "c.json")
+    assert DoprConfig.load(tmp_path / "c.json").task_mix() == cfg.task_mix()
+    data = load_prompts(cfg)
+    fams = Counter(data.train["family"]) + Counter(data.test["family"])
+    tiers = Counter(data.train["tier"]) + Counter(data.test["tier"])
+    assert set(fams) == {"mul", "max"} and "easy" not in tiers
+    assert 0.3 < tiers["hard"] / 104 < 0.7

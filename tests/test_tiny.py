@@ -47,8 +47,13 @@ def test_embedded_model_has_a_latent_capability(embedded_policy):
     from dopr_lite.rewards import exact_answer_reward
     from dopr_lite.task import task_dataset
 
+    from dopr_lite.task import FAMILIES
+
     ds = task_dataset("test", 300)
     out = evaluate(embedded_policy.model, embedded_policy.tokenizer, ds,
-                   exact_answer_reward, k=8)
+                   exact_answer_reward, k=8, by="family")
     assert 0.15 <= out["accuracy"] <= 0.45, out
     assert out["pass@8"] > out["accuracy"] + 0.2, out
+    for family in FAMILIES:  # every skill has headroom
+        assert out[f"pass@8/{family}"] > out[f"accuracy/{family}"] + 0.15, (
+            family, out)
