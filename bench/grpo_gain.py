@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -50,11 +51,17 @@ def main(argv=None):
         return {"mean": statistics.mean(g),
                 "sd": statistics.stdev(g) if len(g) > 1 else 0.0, "n": len(g)}
 
-    out = {"runs": rows, "base_accuracy": rows[0]["base"],
+    out = {"command": " ".join(["python", "bench/grpo_gain.py",
+                                *(argv if argv is not None
+                                  else sys.argv[1:])]),
+           "runs": rows, "base_accuracy": rows[0]["base"],
            "grpo_gain": stats(False), "shuffled_gain": stats(True),
            "max_rollouts": a.max_rollouts, "n_test": a.n_test}
     Path(a.out).mkdir(parents=True, exist_ok=True)
     Path(a.out, "summary.json").write_text(json.dumps(out, indent=1))
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "grpo_gain.json").write_text(json.dumps(out, indent=1))
     print(json.dumps({k: v for k, v in out.items() if k != "runs"}, indent=1))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -68,7 +69,10 @@ def main(argv=None):
                 times[side].append(dt)
                 tokens.setdefault(side, []).append(n_tok)
     n_seq = a.prompts * a.G
-    res = {"model": a.model, "device": str(pol.device), "prompts": a.prompts,
+    res = {"command": " ".join(["python", "bench/rollout_overhead.py",
+                                *(argv if argv is not None
+                                  else sys.argv[1:])]),
+           "model": a.model, "device": str(pol.device), "prompts": a.prompts,
            "G": a.G, "max_new_tokens": a.max_new_tokens,
            "repeats": a.repeats, "torch_threads": torch.get_num_threads()}
     for side, ts in times.items():
@@ -80,6 +84,9 @@ def main(argv=None):
         "median_s"] - 1
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "rollout_overhead.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
 
 
