@@ -8,7 +8,7 @@ eval curve) and ``bench_compare.png`` beside it (``--update-figures``: also
 the committed ``figures/bench_compare.png``), and prints the markdown table
 ``bench/README.md`` quotes.  The same as ``dopr-lite compare``:
 
-    python bench/compare.py --update-figures     # 3 seeds, ~21 min, 2 cores
+    python bench/compare.py --update-figures     # 3 seeds, ~13 min, 2 cores
     python bench/compare.py --seeds 0 --full-rollouts 512 --one-rollouts 128
 """
 

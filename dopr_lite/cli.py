@@ -223,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
         description=f"Train every rule ({RULES}) for each seed, from the "
         "same checkpoint and\ncandidate stream, and print how many rollouts "
         "each needs to reach 80% and\n95% of full-batch GRPO's gain. The "
-        "default (all six rules, 3 seeds) takes\nabout 21 minutes on 2 CPU "
+        "default (all six rules, 3 seeds) takes\nabout 13 minutes on 2 CPU "
         "cores. Finished runs in --out are reused.",
         epilog=_examples(
             "dopr-lite compare",
