@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from dopr_lite.config import DoprConfig
 from dopr_lite.errors import CheckpointError, ConfigError
 from dopr_lite.faults import die, fault
 
@@ -145,6 +146,8 @@ def check_resumable(out_dir: Path, config: dict) -> None:
     except ValueError as err:
         raise CheckpointError(f"{saved_path}: unreadable ({err}); {FRESH} "
                               "starts the run over") from err
+    # a field newer than the saved run had its default value there
+    saved = {**DoprConfig().to_dict(), **saved}
     differ = [f"  {k}: {json.dumps(saved.get(k))} (saved) vs "
               f"{json.dumps(v)} (requested)" for k, v in config.items()
               if k not in RESUMABLE_CHANGES and saved.get(k) != v]
