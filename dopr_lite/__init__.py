@@ -17,7 +17,8 @@ imports and fails on a cycle or an upward import):
    (selection rules): pure functions of text, numbers and tensors;
 3. ``config`` (checks reward and selector names against 2);
 4. ``env``, ``tiny`` (the embedded model), ``archs``;
-5. ``data``, ``policy`` -> ``rollout`` -> ``grpo``, ``evaluation``;
+5. ``data``, ``policy`` -> ``rollout`` -> ``grpo``, ``evaluation`` ->
+   ``preflight`` (measure a prompt pool before training on it);
 6. ``checkpoint``, ``runlog``, ``guards``: what a run keeps and guards;
 7. ``loop`` (``train``, ``train_step``) -> ``compare`` -> ``plots`` ->
    ``cli``; ``integrations.trl`` (the rules inside TRL).
@@ -55,11 +56,13 @@ _API = {
     "dopr_lite.bound": ["informative_prob", "groups_to_signal",
                         "rollouts_to_detect", "instances_to_find"],
     "dopr_lite.evaluation": ["evaluate", "pass_at_k"],
+    "dopr_lite.preflight": ["preflight", "PoolReport"],
     "dopr_lite.loop": ["Run", "train", "train_step", "sample_groups"],
     "dopr_lite.runlog": ["RunResult", "summary_table", "curves"],
     "dopr_lite.compare": ["Rule", "run_rules", "comparison",
                           "format_table"],
-    "dopr_lite.plots": ["plot_runs", "plot_comparison", "save_figure"],
+    "dopr_lite.plots": ["plot_runs", "plot_comparison", "plot_preflight",
+                        "plot_saving", "save_figure"],
 }
 _HOME = {name: module for module, names in _API.items() for name in names}
 __all__ = ["__version__", *_HOME]

@@ -1,8 +1,9 @@
 """Command line: ``dopr-lite`` (or ``python -m dopr_lite``).
 
-Four commands: ``train`` (the main job by default), ``compare`` (the
-benchmark of selection rules), ``config`` (every field with its help) and
-``build-tiny`` (rebuild the embedded model).  Each prints user errors as one
+Five commands: ``train`` (the main job by default), ``compare`` (the
+benchmark of selection rules), ``preflight`` (measure a prompt pool before
+training on it), ``config`` (every field with its help) and ``build-tiny``
+(rebuild the embedded model).  Each prints user errors as one
 line naming the fix, exits 2, and writes nothing when it fails.
 """
 
@@ -17,15 +18,17 @@ from pathlib import Path
 
 import torch
 
-from dopr_lite.compare import (REFERENCE_FACTOR, benchmark, format_table,
-                               full_batch_rule)
+from dopr_lite.compare import (FULL_STEPS, REFERENCE_FACTOR, benchmark,
+                               format_table, full_batch_rule)
 from dopr_lite.config import PRESETS, DoprConfig
 from dopr_lite.env import runs_dir
 from dopr_lite.errors import USER_ERRORS, ConfigError
 from dopr_lite.evaluation import evaluate
 from dopr_lite.loop import train
-from dopr_lite.plots import FIGURES, plot_comparison, plot_runs, save_figure
+from dopr_lite.plots import (FIGURES, plot_comparison, plot_preflight,
+                             plot_runs, plot_saving, save_figure)
 from dopr_lite.policy import load_policy
+from dopr_lite.preflight import preflight
 from dopr_lite.rewards import exact_answer_reward
 from dopr_lite.runlog import summary_table
 from dopr_lite.select import SELECTORS
@@ -108,22 +111,49 @@ def cmd_train(args) -> int:
 def cmd_compare(args) -> int:
     command = "dopr-lite compare " + " ".join(args.argv)
     try:
-        results, rows = benchmark(args.seeds, args.full_rollouts,
-                                  args.one_rollouts, args.n_test, args.rules,
-                                  args.out, command, resume=not args.fresh)
+        out = benchmark(args.seeds, args.full_rollouts, args.one_rollouts,
+                        args.n_test, args.rules, args.out, command,
+                        resume=not args.fresh, batches=args.batch,
+                        settings=parse_overrides(args.set or []))
     except ValueError as err:
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(f"--rules: {err}") from err
-    target = rows[0]["targets"][0.95] if rows else None
-    fig = plot_comparison(results, target=target,
-                          title="DoPR vs baselines, embedded task")
-    print(f"figure: {save_figure(fig, args.figure, args.out)}")
-    if args.update_figures:
-        print(f"figure: {save_figure(fig, args.figure)}")
-    if rows:
-        print(format_table(rows))
+    for B, (results, rows) in out.items():
+        name = args.figure if len(out) == 1 else f"{args.figure}_B{B}"
+        target = rows[0]["targets"][0.95] if rows else None
+        fig = plot_comparison(results, target=target, title="DoPR vs "
+                              f"baselines, {B} candidates a step")
+        figures = [save_figure(fig, name, args.out)]
+        if args.update_figures:
+            figures.append(save_figure(fig, name))
+        if rows:
+            print(f"\n{B} candidates a step:\n{format_table(rows)}")
+        print("figure: " + ", ".join(map(str, figures)))
+    tables = {B: rows for B, (_, rows) in out.items() if rows}
+    if len(tables) > 1:
+        fig = plot_saving(tables)
+        print(f"figure: {save_figure(fig, args.figure + '_saving', args.out)}")
+        if args.update_figures:
+            print(f"figure: {save_figure(fig, args.figure + '_saving')}")
     print(f"wrote {args.out}/compare.json")
+    return 0
+
+
+def cmd_preflight(args) -> int:
+    cfg = PRESETS[args.preset](**parse_overrides(args.set or []))
+    out = Path(args.out)
+    report = preflight(cfg, prompts=args.prompts, k=args.k, seed=args.seed,
+                       progress=not args.no_progress)
+    print(report.table())
+    fig = plot_preflight(report, title=f"pre-flight: {cfg.model} on "
+                         f"{cfg.dataset}")
+    path = report.save(out / "preflight.json")  # written only on success
+    print(f"\nwrote {path} and {save_figure(fig, 'preflight', out)}")
+    if args.update_figures:
+        print(f"figure: {save_figure(fig, 'preflight')}")
+    print(f"start DoPR from these counts: dopr-lite train --set "
+          f"preflight={path}")
     return 0
 
 
@@ -168,7 +198,8 @@ def parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     p = argparse.ArgumentParser(
         prog="dopr-lite", description=DESCRIPTION, formatter_class=raw,
-        epilog=_examples("dopr-lite train", "dopr-lite compare --seeds 0",
+        epilog=_examples("dopr-lite train", "dopr-lite preflight",
+                         "dopr-lite compare --seeds 0",
                          "dopr-lite config --preset consumer_gpu"))
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -229,12 +260,21 @@ def parser() -> argparse.ArgumentParser:
             "dopr-lite compare",
             "dopr-lite compare --seeds 0 --rules full random dopr",
             "dopr-lite compare --rules full dopr p0=dopr:probe=0 "
-            "--out runs/bench/probe"))
+            "--out runs/bench/probe",
+            "dopr-lite compare --batch 8 32 --rules full random dopr "
+            "--set learning_rate=1e-3"))
     c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="seeds to run (default: 0 1 2)")
-    c.add_argument("--full-rollouts", type=int, default=2048,
-                   dest="full_rollouts", help="budget of the rules that "
-                   "roll out every candidate (default: %(default)s)")
+    c.add_argument("--batch", type=int, nargs="+", metavar="B",
+                   help="candidate batch sizes to sweep (prompts_per_step; "
+                   "default: the config's, 8)")
+    c.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="set any config field for every rule, repeatable "
+                   "(default: none)")
+    c.add_argument("--full-rollouts", type=int, dest="full_rollouts",
+                   help="budget of the rules that roll out every candidate "
+                   f"(default: {FULL_STEPS} steps' worth at each B, 2048 "
+                   "at B = 8)")
     c.add_argument("--one-rollouts", type=int, default=512,
                    dest="one_rollouts", help="budget of the one-prompt "
                    "rules (default: %(default)s)")
@@ -256,6 +296,43 @@ def parser() -> argparse.ArgumentParser:
                    help="also write it to the repo's figures/ folder, "
                    f"replacing the committed one ({FIGURES}; default: no)")
     c.set_defaults(func=cmd_compare)
+
+    f = sub.add_parser(
+        "preflight", formatter_class=raw,
+        help="measure a prompt pool: which prompts can teach GRPO anything",
+        description="Sample k rollouts on each of N prompts of the RL pool "
+        "(the run's model,\ndata and sampling settings) and report the "
+        "histogram of right answers, the\nshares of all-wrong, all-right "
+        "and mixed groups expected at G = 2..32 (95%\nintervals), the "
+        "rollouts full-batch GRPO would waste, notebook 01's bounds on\n"
+        "this pool and a recommendation. About 30 s on the embedded "
+        "default (2 CPU\ncores). Writes <out>/preflight.json and "
+        "preflight.png; a DoPR or Thompson\nrun can start from the counts "
+        "(--set preflight=<out>/preflight.json).",
+        epilog=_examples(
+            "dopr-lite preflight",
+            "dopr-lite preflight --prompts 64 --k 4",
+            "dopr-lite preflight --set dataset=pool.jsonl --set "
+            "model=Qwen/Qwen2.5-0.5B-Instruct"))
+    f.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+                   help=f"model, data and sampling settings to start from "
+                   f"(default: %(default)s). {PRESET_HELP}")
+    f.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="set any config field, repeatable (default: none)")
+    f.add_argument("--prompts", type=int, default=256,
+                   help="prompts to measure; a seeded random subset if the "
+                   "pool is larger (default: %(default)s)")
+    f.add_argument("--k", type=int, help="rollouts per prompt (default: "
+                   "the run's G, num_generations)")
+    f.add_argument("--seed", type=int, help="sampling seed (default: the "
+                   "config's seed)")
+    f.add_argument("--out", default=runs_dir("preflight"),
+                   help="output folder (default: runs/preflight)")
+    f.add_argument("--update-figures", action="store_true",
+                   help="also write figures/preflight.png (default: no)")
+    f.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (default: show it)")
+    f.set_defaults(func=cmd_preflight)
 
     g = sub.add_parser(
         "config", formatter_class=raw,

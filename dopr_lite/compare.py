@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,25 +27,28 @@ from dopr_lite.select import SELECTORS, make_selector
 from dopr_lite.loop import train
 
 REFERENCE_FACTOR = 4  # full-batch GRPO's budget over a one-prompt run's
+CONFIG_FIELDS = {f.name for f in fields(DoprConfig)}
 
 
 @dataclass
 class Rule:
-    """One contender: a selector, its arguments and its budget."""
+    """One contender: a selector, its arguments, its budget, and any
+    config fields it sets (``settings``, such as its own learning rate)."""
 
     label: str
     selector: str
     max_rollouts: int
     eval_every: int
     args: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
 
     def config(self, base: DoprConfig, **overrides) -> DoprConfig:
-        """``base`` with this rule's selector, arguments and budget (in
-        rollouts only, unless ``overrides`` say otherwise)."""
+        """``base`` with this rule's selector, arguments, budget (in
+        rollouts only) and settings; ``overrides`` have the last word."""
         return replace(base, **{
             "selector": self.selector, "selector_args": dict(self.args),
             "max_rollouts": self.max_rollouts, "max_steps": 0,
-            "eval_every": self.eval_every, **overrides})
+            "eval_every": self.eval_every, **self.settings, **overrides})
 
 
 def full_batch_rule(rollouts: int, one_eval: int, prompts_per_step: int = 8,
@@ -71,16 +74,18 @@ def default_rules(full_rollouts: int = 2048, one_rollouts: int = 512,
             for name in SELECTORS]
 
 
-def parse_rules(specs, full_rollouts: int = 2048,
-                one_rollouts: int = 512) -> list[Rule]:
+def parse_rules(specs, full_rollouts: int = 2048, one_rollouts: int = 512,
+                prompts_per_step: int = 8) -> list[Rule]:
     """Rules from labels of :func:`default_rules` or variants of them.
 
     A variant is ``LABEL=RULE:key=value,key=value``: rule ``RULE``'s
     budget and evaluation spacing with these selector arguments, e.g.
-    ``dopr-probe=dopr:probe=1,c=0.25``.  Values are JSON (numbers, true,
-    false), else strings.
+    ``dopr-probe=dopr:probe=1,c=0.25``; a key that names a config field
+    sets that field for this rule alone (``dopr-lr=dopr:learning_rate=1e-3``).
+    Values are JSON (numbers, true, false), else strings.
     """
-    known = {r.label: r for r in default_rules(full_rollouts, one_rollouts)}
+    known = {r.label: r for r in default_rules(
+        full_rollouts, one_rollouts, prompts_per_step=prompts_per_step)}
     rules = []
     for spec in specs:
         if spec in known:
@@ -92,16 +97,18 @@ def parse_rules(specs, full_rollouts: int = 2048,
             raise ValueError(
                 f"{spec!r} is neither one of {sorted(known)} nor a variant "
                 "LABEL=RULE:key=value,... of one")
-        args = dict(known[name].args)
+        args, settings = dict(known[name].args), {}
         for item in filter(None, argstr.split(",")):
             key, eq, value = item.partition("=")
             if not eq or not key:
                 raise ValueError(f"{spec!r}: {item!r} is not key=value")
             try:
-                args[key] = json.loads(value)
+                value = json.loads(value)
             except ValueError:
-                args[key] = value
-        rules.append(replace(known[name], label=label, args=args))
+                pass
+            (settings if key in CONFIG_FIELDS else args)[key] = value
+        rules.append(replace(known[name], label=label, args=args,
+                             settings=settings))
     labels = [r.label for r in rules]
     if len(set(labels)) < len(labels):
         raise ValueError(f"rule labels repeat: {labels}")
@@ -198,25 +205,57 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def benchmark(seeds=(0, 1, 2), full_rollouts: int = 2048,
+FULL_STEPS = 32  # full-batch budget: this many steps at any batch size
+
+
+def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
               one_rollouts: int = 512, n_test: int = 300, rules=None,
               out_dir="runs/bench/compare", command: str = "",
-              resume: bool = False, log=print):
-    """Run the head-to-head, write ``<out_dir>/compare.json`` (settings,
-    versions, the table and every eval curve); return (results, rows)."""
-    chosen = (parse_rules(rules, full_rollouts, one_rollouts) if rules
-              else default_rules(full_rollouts, one_rollouts))
-    base = DoprConfig(n_test=n_test, eval_k=0, save_every=0)
-    t0 = time.time()
-    results = run_rules(chosen, list(seeds), base, out_dir, resume=resume,
-                        log=log)
-    rows = comparison(results) if "full" in results else []
+              resume: bool = False, batches=None, settings=None,
+              log=print):
+    """Run the head-to-head at each candidate batch size in ``batches``
+    (default: the config's ``prompts_per_step``), with ``settings`` (config
+    fields) for every rule; write ``<out_dir>/compare.json`` (settings,
+    versions, each batch size's table and every eval curve) and return
+    ``{B: (results, rows)}``.
+
+    Full-batch rules get ``full_rollouts`` (default: :data:`FULL_STEPS`
+    steps' worth at each B), one-prompt rules ``one_rollouts`` at every B.
+    With several B the runs go to ``<out_dir>/B<B>/``, and each larger B's
+    table also lists the smallest B's full-batch GRPO as ``full@<B>``: is
+    picking one prompt out of B better than GRPO on a smaller batch?
+    """
+    base = DoprConfig(**{"n_test": n_test, "eval_k": 0, "save_every": 0,
+                         **(settings or {})})
+    batches = list(batches or [base.prompts_per_step])
+    t0, out, sweep, rule_sets = time.time(), {}, len(batches) > 1, {}
+    for B in batches:
+        full = full_rollouts or FULL_STEPS * B * base.num_generations
+        chosen = (parse_rules(rules, full, one_rollouts, B) if rules
+                  else default_rules(full, one_rollouts, prompts_per_step=B))
+        rule_sets[B] = [vars(r) for r in chosen]
+        folder = Path(out_dir) / f"B{B}" if sweep else Path(out_dir)
+        results = run_rules(chosen, list(seeds), replace(
+            base, prompts_per_step=B), folder, resume=resume, log=log)
+        small = batches[0]
+        if B != small and "full" in out[small][0]:
+            results[f"full@{small}"] = out[small][0]["full"]
+        out[B] = (results, comparison(results) if "full" in results
+                  else [])
     record = {"command": command, "seconds": time.time() - t0,
               "versions": versions(), "config": base.to_dict(),
-              "seeds": list(seeds), "rules": [vars(r) for r in chosen],
-              "table": rows,
-              "curves": {label: [r.evals for r in runs]
-                         for label, runs in results.items()}}
+              "seeds": list(seeds), "batches": batches,
+              "full_rollouts": {B: full_rollouts or FULL_STEPS * B
+                                * base.num_generations for B in batches},
+              "one_rollouts": one_rollouts, "rules": rule_sets,
+              "table": out[batches[0]][1],
+              "curves": {label: [r.evals for r in runs] for label, runs
+                         in out[batches[0]][0].items()}}
+    if sweep:
+        record["tables"] = {B: rows for B, (_, rows) in out.items()}
+        record["sweep_curves"] = {
+            B: {label: [r.evals for r in runs] for label, runs in res.items()}
+            for B, (res, _) in out.items()}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     Path(out_dir, "compare.json").write_text(json.dumps(record, indent=1))
-    return results, rows
+    return out

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from dopr_lite.errors import ConfigError
 from dopr_lite.rewards import reward_names
-from dopr_lite.select import check_selector
+from dopr_lite.select import can_warm_start, check_selector
 from dopr_lite.task import DEFAULT_MIX, FAMILIES, MixError, TaskMix
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
@@ -148,6 +148,10 @@ class DoprConfig:
                          "thompson | dopr (dopr_lite.select)")
     selector_args: dict = knob({}, "the selector's arguments as JSON, e.g. "
                                "{\"c\": 0.5, \"probe\": 0}")
+    preflight: str = knob("", "a pre-flight report (`dopr-lite preflight`) "
+                          "whose per-prompt counts start the rule's "
+                          "posterior (thompson, dopr); its rollouts count "
+                          "in the run's cost")
     prompts_per_step: int = knob(8, "candidate prompts drawn per step "
                                  "(full-batch GRPO trains on all of them)")
     max_steps: int = knob(0, "stop after this many steps (0: no limit)")
@@ -251,6 +255,10 @@ class DoprConfig:
                 "load_in_4bit=False")
         reward_names(self.reward)  # names resolve now, not at step 1
         check_selector(self.selector, self.selector_args)
+        if self.preflight and not can_warm_start(self.selector):
+            bad("preflight", f"selector {self.selector!r} keeps no "
+                "per-prompt success rates to start from a pre-flight; use "
+                "thompson or dopr, or unset preflight")
         try:
             self.task_mix()
         except MixError as err:

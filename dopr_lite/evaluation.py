@@ -28,7 +28,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-def _rng_devices(model):
+def rng_devices(model):
     dev = next(model.parameters()).device
     return [dev] if dev.type == "cuda" else []
 
@@ -47,7 +47,7 @@ def evaluate(model, tokenizer, dataset, reward_fn, *, k: int = 4,
     """
     rows = list(dataset)
     greedy, sampled, passk, lengths = [], [], [], []
-    with torch.random.fork_rng(devices=_rng_devices(model)):
+    with torch.random.fork_rng(devices=rng_devices(model)):
         torch.manual_seed(seed)
         for s in range(0, len(rows), batch_size):
             chunk = rows[s:s + batch_size]
@@ -104,7 +104,7 @@ def success_counts(model, tokenizer, dataset, reward_fn, k: int = 8, *,
     prompt are right (reward > 0.5); sampled under its own seed, so the
     caller's random stream is untouched."""
     rows, counts = list(dataset), []
-    with torch.random.fork_rng(devices=_rng_devices(model)):
+    with torch.random.fork_rng(devices=rng_devices(model)):
         torch.manual_seed(seed)
         for s in range(0, len(rows), batch_size):
             chunk = rows[s:s + batch_size]

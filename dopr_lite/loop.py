@@ -39,6 +39,7 @@ from dopr_lite.grpo import group_advantages, grpo_update, zero_std_fraction
 from dopr_lite.guards import NonFiniteStreak, oom_advice, stop_after_step
 from dopr_lite.policy import (Policy, load_policy, load_tokenizer,
                               resolve_source)
+from dopr_lite.preflight import read_counts
 from dopr_lite.rewards import get_reward
 from dopr_lite.rollout import (RolloutCounter, Rollouts, concat_rollouts,
                                generate_rollouts, prompt_entropy,
@@ -100,6 +101,14 @@ class Run:
             resolve_source(cfg.model)  # a missing model fails first
         data = data or load_prompts(cfg, policy.tokenizer if policy
                                     else load_tokenizer(cfg))
+        warm = read_counts(cfg.preflight, data.train) if cfg.preflight \
+            else None  # a bad file fails before the model loads
+        if warm and cfg.max_rollouts and warm.rollouts >= cfg.max_rollouts:
+            raise ConfigError(
+                f"config field 'preflight': its {warm.rollouts:,} rollouts "
+                f"count in this run's cost and already exceed max_rollouts "
+                f"({cfg.max_rollouts:,}); raise max_rollouts or measure "
+                "fewer prompts (dopr-lite preflight --prompts N --k K)")
         policy = policy or load_policy(cfg)
         for reason, info in data.skipped.items():
             log(f"skipped {info['count']} rows ({reason}); first ids "
@@ -107,12 +116,16 @@ class Run:
         params = list(policy.trainable_parameters().values())
         if not params:
             raise ConfigError("the model has no trainable parameters")
-        return cls(cfg, policy, data, reward_fn or get_reward(cfg.reward),
-                   selector or make_selector(cfg.selector,
-                                             **cfg.selector_args),
-                   torch.optim.AdamW(params, lr=cfg.learning_rate,
-                                     weight_decay=cfg.weight_decay),
-                   shuffle_rewards=shuffle_rewards)
+        run = cls(cfg, policy, data, reward_fn or get_reward(cfg.reward),
+                  selector or make_selector(cfg.selector,
+                                            **cfg.selector_args),
+                  torch.optim.AdamW(params, lr=cfg.learning_rate,
+                                    weight_decay=cfg.weight_decay),
+                  shuffle_rewards=shuffle_rewards)
+        if warm:  # what the pre-flight measured, at what it cost
+            run.selector.warm_start(warm.counts)
+            run.counter.add("probe", warm.rollouts, warm.tokens)
+        return run
 
     def context(self, step: int) -> SelectContext:
         return SelectContext(

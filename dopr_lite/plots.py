@@ -17,6 +17,7 @@ if "inline" not in matplotlib.get_backend().lower():
 import matplotlib.pyplot as plt  # noqa: E402
 
 from dopr_lite.env import project_root  # noqa: E402
+from dopr_lite.preflight import GROUP_SIZES  # noqa: E402
 from dopr_lite.runlog import AXES, curves  # noqa: E402
 
 FIGURES = Path(os.environ.get("DOPR_FIGURES",
@@ -121,5 +122,67 @@ def plot_step_costs(runs: dict, title: str = ""):
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_preflight(report, title: str = ""):
+    """A pre-flight (:class:`~dopr_lite.preflight.PoolReport`): the
+    histogram of right answers per prompt, and the expected shares of
+    all-wrong, all-right and mixed groups against G, with 95% intervals."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.6))
+    k, hist = report.k, report.histogram()
+    colours = ["tab:red"] + ["tab:blue"] * (k - 1) + ["tab:green"]
+    a.bar(range(k + 1), hist, color=colours)
+    a.set(xlabel=f"right answers out of k = {k}", ylabel="prompts",
+          title=f"{len(report.counts)} prompts of the pool")
+    sizes = sorted({*GROUP_SIZES, report.G})
+    rows = [report.shares(G) for G in sizes]
+    for name, colour in (("all_wrong", "tab:red"), ("all_right", "tab:green"),
+                         ("mixed", "tab:blue")):
+        b.plot(sizes, [r[name] for r in rows], "o-", color=colour,
+               label=name.replace("_", " "))
+        b.fill_between(sizes, [r[f"{name}_95"][0] for r in rows],
+                       [r[f"{name}_95"][1] for r in rows], color=colour,
+                       alpha=0.2)
+    b.axvline(report.G, color="grey", ls=":", label="the run's G")
+    if max(sizes) > k:
+        b.axvspan(k, max(sizes), color="grey", alpha=0.08)
+    b.set(xscale="log", xticks=sizes, xticklabels=sizes, ylim=(0, 1),
+          xlabel="G (shaded: G > k, extrapolated)",
+          ylabel="share of groups", title="groups GRPO would meet")
+    b.minorticks_off()
+    b.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_saving(tables: dict, shares=(0.8, 0.95)):
+    """Each rule's saving (full-batch GRPO's rollouts to a share of its
+    gain over the rule's) against the candidate batch size B; ``tables``
+    maps B to :func:`dopr_lite.compare.comparison` rows.  The dashed line
+    is B, the ratio of full-batch GRPO's rollouts per update to a
+    one-prompt rule's."""
+    sizes = sorted(tables)
+    labels = list(dict.fromkeys(r["rule"] for B in sizes for r in tables[B]
+                                if r["rule"] != "full"))
+    fig, panels = plt.subplots(1, len(shares), figsize=(5 * len(shares), 3.6),
+                               squeeze=False)
+    for ax, share in zip(panels[0], shares, strict=True):
+        for label in labels:
+            ys = [next((r["saving"][share] for r in tables[B]
+                        if r["rule"] == label), float("nan")) for B in sizes]
+            ax.plot(sizes, ys, "o-", label=label)
+        ax.plot(sizes, sizes, "k--", lw=1,
+                label="B (full's rollouts per update over one prompt's)")
+        ax.axhline(10, color="grey", ls=":", lw=1, label="10x")
+        ax.set(xscale="log", yscale="log", xticks=sizes, xticklabels=sizes,
+               xlabel="candidate batch B", ylabel="saving over full-batch",
+               title=f"rollouts to {share:.0%} of full-batch GRPO's gain")
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    panels[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -125,6 +125,7 @@ class Selector:
     """Base class: pick prompts from a candidate batch; learn from rewards."""
 
     name = "selector"
+    warm_starts = False  # keeps per-prompt success rates (``self.post``)
 
     @property
     def shape(self) -> Shape:
@@ -142,6 +143,17 @@ class Selector:
     def update(self, prompts: list[int], rewards: torch.Tensor,
                ctx: SelectContext) -> None:
         """Called with the (len(prompts), G) rewards the choice caused."""
+
+    def warm_start(self, counts: dict) -> None:
+        """Start from measured success counts ``{prompt: (right,
+        sampled)}`` (a pre-flight), observed at step 0; only rules that
+        keep a per-prompt posterior can."""
+        if not self.warm_starts:
+            raise ValueError(f"{self.name!r} keeps no per-prompt success "
+                             "rates to start from")
+        for prompt, (right, n) in counts.items():
+            self.post.observe(prompt, [1.0] * right + [0.0] * (n - right),
+                              step=0)
 
     def state_dict(self) -> dict:
         return {}
@@ -289,6 +301,7 @@ class Thompson(Selector):
     success rate for a group-relative advantage)."""
 
     name = "thompson"
+    warm_starts = True
 
     def __init__(self, k: int = 1, target: float = 0.5, gamma: float = 0.9,
                  alpha0: float = 1.0, beta0: float = 1.0):
@@ -393,6 +406,7 @@ class DoPR(Selector):
     """
 
     name = "dopr"
+    warm_starts = True
 
     def __init__(self, c: float = 1.0, gamma: float = 0.9,
                  prior_n: float = 2.0, volatility: bool = True,
@@ -536,6 +550,11 @@ def check_selector(name: str, args: dict) -> None:
         if isinstance(err, ConfigError):
             raise
         raise ConfigError(f"config field 'selector_args': {err}") from err
+
+
+def can_warm_start(name: str) -> bool:
+    """Whether rule ``name`` can start from a pre-flight's counts."""
+    return _selector_class(name).warm_starts
 
 
 def make_selector(name: str, **kwargs) -> Selector:

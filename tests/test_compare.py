@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from dopr_lite.cli import main
+from dopr_lite.config import DoprConfig
 from dopr_lite.compare import (comparison, default_rules, format_table,
                                parse_rules, rollouts_to_reach)
 from dopr_lite.runlog import curves
@@ -94,3 +95,32 @@ def test_compare_command_writes_json_table_and_figure(tmp_path, capsys,
     assert not figs.exists()  # the committed figure only when asked
     assert "rollouts to 95%" in capsys.readouterr().out
     assert main(["compare", "--rules", "nope"]) == 2
+
+
+def test_rule_variants_set_config_fields_for_that_rule_alone():
+    rules = {r.label: r for r in parse_rules(
+        ["full", "slow=dopr:learning_rate=0.001,c=0.5"])}
+    assert rules["slow"].settings == {"learning_rate": 0.001}
+    assert rules["slow"].args == {"c": 0.5}
+    cfg = rules["slow"].config(DoprConfig())
+    assert cfg.learning_rate == 0.001 and cfg.selector_args == {"c": 0.5}
+    assert rules["full"].config(DoprConfig()).learning_rate == 2e-3
+
+
+def test_compare_sweeps_the_candidate_batch(tmp_path, capsys):
+    rc = main(["compare", "--seeds", "0", "--batch", "8", "16", "--rules",
+               "full", "random", "--full-rollouts", "128", "--one-rollouts",
+               "16", "--n-test", "16", "--set", "learning_rate=0.001",
+               "--out", str(tmp_path)])
+    assert rc == 0
+    record = json.loads((tmp_path / "compare.json").read_text())
+    assert record["batches"] == [8, 16]
+    assert record["config"]["learning_rate"] == 0.001
+    b16 = [r["rule"] for r in record["tables"]["16"]]
+    assert b16 == ["full", "random", "full@8"]  # GRPO on the smaller batch
+    full16 = record["sweep_curves"]["16"]["full"][0]
+    assert full16[1]["rollouts"] == 16 * 8  # one step of 16 prompts
+    for name in ("bench_compare_B8", "bench_compare_B16",
+                 "bench_compare_saving"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    assert "16 candidates a step" in capsys.readouterr().out

@@ -22,7 +22,7 @@ ORDER = [
     "task", "sandbox", "rewards", "select",
     "config",
     "env", "tiny", "archs",
-    "data", "policy", "rollout", "grpo", "evaluation",
+    "data", "policy", "rollout", "grpo", "evaluation", "preflight",
     "checkpoint", "runlog", "guards",
     "loop", "compare", "plots", "cli", "__main__",
     "integrations.trl",
