@@ -73,6 +73,15 @@ def test_trainer_refuses_probing_selectors_before_building():
         DoprGRPOTrainer(selector="dopr", selector_args={"probe": 1})
 
 
+def test_a_preflight_start_is_refused_not_ignored(tmp_path):
+    from dopr_lite.integrations.trl import dopr_trainer
+
+    cfg = DoprConfig(selector="dopr", selector_args={"probe": 0},
+                     preflight="pf.json", max_steps=1)
+    with pytest.raises(ConfigError, match="'preflight'.*uncounted"):
+        dopr_trainer(cfg, task_dataset("rl", 8), None, str(tmp_path))
+
+
 def test_batch_that_does_not_match_the_rule_is_refused(tmp_path):
     from dopr_lite.policy import load_policy
     from trl import GRPOConfig

@@ -132,6 +132,11 @@ def dopr_trainer(cfg: DoprConfig, train_dataset, tokenizer,
     model (4-bit through ``quantization_config``, LoRA through
     ``peft_config``), the reward is ``cfg.reward``, the rule
     ``cfg.selector``.  ``kwargs`` go to ``grpo_args`` (TRL's config)."""
+    if cfg.preflight:
+        raise ConfigError("config field 'preflight': the TRL integration "
+                          "does not start a rule from a pre-flight (its "
+                          "rollouts would go uncounted); unset preflight, "
+                          "or train with dopr_lite's own loop")
     return DoprGRPOTrainer(
         model=resolve_source(cfg.model), reward_funcs=get_reward(cfg.reward),
         args=grpo_args(cfg, output_dir, processes, **kwargs),
