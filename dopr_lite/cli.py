@@ -305,7 +305,7 @@ def parser() -> argparse.ArgumentParser:
         "histogram of right answers, the\nshares of all-wrong, all-right "
         "and mixed groups expected at G = 2..32 (95%\nintervals), the "
         "rollouts full-batch GRPO would waste, notebook 01's bounds on\n"
-        "this pool and a recommendation. About 30 s on the embedded "
+        "this pool and a recommendation. About 15 s on the embedded "
         "default (2 CPU\ncores). Writes <out>/preflight.json and "
         "preflight.png; a DoPR or Thompson\nrun can start from the counts "
         "(--set preflight=<out>/preflight.json).",
