@@ -82,15 +82,15 @@ def evaluate(model, tokenizer, dataset, reward_fn, *, k: int = 4,
 
 def sample_rewards(model, tokenizer, prompts: list[str], columns: dict,
                    reward_fn, k: int, max_new_tokens: int = 48,
-                   temperature: float = 1.0, *,
-                   counter: RolloutCounter | None = None,
+                   temperature: float = 1.0, *, top_p: float = 1.0,
+                   top_k: int = 0, counter: RolloutCounter | None = None,
                    kind: str = "eval") -> torch.Tensor:
     """(len(prompts), k) rewards of ``k`` sampled completions per prompt;
     ``columns`` holds the reward's dataset columns, one value a prompt."""
     ro = generate_rollouts(model, tokenizer, prompts, k,
                            max_new_tokens=max_new_tokens,
-                           temperature=temperature, counter=counter,
-                           kind=kind)
+                           temperature=temperature, top_p=top_p, top_k=top_k,
+                           counter=counter, kind=kind)
     rep = {key: [v for v in vals for _ in range(k)]
            for key, vals in columns.items()}
     return torch.tensor(reward_fn(ro.texts, **rep)).view(-1, k)
@@ -98,11 +98,15 @@ def sample_rewards(model, tokenizer, prompts: list[str], columns: dict,
 
 def success_counts(model, tokenizer, dataset, reward_fn, k: int = 8, *,
                    max_new_tokens: int = 48, temperature: float = 1.0,
-                   batch_size: int = 64, seed: int = 1234,
-                   counter: RolloutCounter | None = None) -> torch.Tensor:
+                   top_p: float = 1.0, top_k: int = 0, batch_size: int = 64,
+                   seed: int = 1234, counter: RolloutCounter | None = None,
+                   kind: str = "eval", on_batch=None) -> torch.Tensor:
     """(len(dataset),) how many of ``k`` sampled completions of each
-    prompt are right (reward > 0.5); sampled under its own seed, so the
-    caller's random stream is untouched."""
+    prompt are right (reward > 0.5), ``batch_size`` prompts a ``generate``
+    call, counted as ``kind`` (a pre-flight's are ``probe``: training
+    cost); ``on_batch(rollouts)`` after each call (a progress bar).
+    Sampled under its own seed, so the caller's random stream is
+    untouched."""
     rows, counts = list(dataset), []
     with torch.random.fork_rng(devices=rng_devices(model)):
         torch.manual_seed(seed)
@@ -112,8 +116,11 @@ def success_counts(model, tokenizer, dataset, reward_fn, k: int = 8, *,
                     if key != "prompt"}
             r = sample_rewards(model, tokenizer, [r["prompt"] for r in chunk],
                                cols, reward_fn, k, max_new_tokens,
-                               temperature, counter=counter, kind="eval")
+                               temperature, top_p=top_p, top_k=top_k,
+                               counter=counter, kind=kind)
             counts += (r > 0.5).sum(1).tolist()
+            if on_batch:
+                on_batch(len(chunk) * k)
     return torch.tensor(counts)
 
 

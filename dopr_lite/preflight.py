@@ -37,18 +37,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from dopr_lite.bound import instances_to_find, rollouts_to_signal
 from dopr_lite.config import DoprConfig
 from dopr_lite.data import PromptData, load_prompts
 from dopr_lite.errors import ConfigError
-from dopr_lite.evaluation import rng_devices
+from dopr_lite.evaluation import success_counts
 from dopr_lite.policy import (Policy, load_policy, load_tokenizer,
                               resolve_source)
 from dopr_lite.rewards import get_reward
-from dopr_lite.rollout import RolloutCounter, generate_rollouts
+from dopr_lite.rollout import RolloutCounter
 
 GROUP_SIZES = (2, 4, 8, 16, 32)  # the G the report covers, with the run's
 DELTA = 0.05  # failure probability of the bounds
@@ -270,24 +269,15 @@ def preflight(cfg: DoprConfig, *, prompts: int = 256, k: int | None = None,
         chosen = sorted(random.Random(seed).sample(chosen, prompts))
     counter = counter or RolloutCounter()
     batch_size = max(1, cfg.eval_batch // k)  # prompts per generate call
-    t0, counts = time.time(), []
+    t0 = time.time()
     bar = tqdm(total=len(chosen) * k, unit="ro", desc="pre-flight",
                disable=not progress)
-    with torch.random.fork_rng(devices=rng_devices(policy.model)):
-        torch.manual_seed(seed + SEED_OFFSET)
-        for s in range(0, len(chosen), batch_size):
-            rows = [pool[i] for i in chosen[s:s + batch_size]]
-            ro = generate_rollouts(
-                policy.model, policy.tokenizer, [r["prompt"] for r in rows],
-                k, max_new_tokens=cfg.max_new_tokens,
-                temperature=cfg.temperature, top_p=cfg.top_p,
-                top_k=cfg.top_k, counter=counter, kind="probe")
-            cols = {c: [r[c] for r in rows for _ in range(k)]
-                    for c in pool.column_names if c != "prompt"}
-            rewards = torch.tensor(reward_fn(ro.texts, **cols),
-                                   dtype=torch.float32).view(len(rows), k)
-            counts += (rewards > 0.5).sum(1).tolist()
-            bar.update(len(rows) * k)
+    counts = success_counts(
+        policy.model, policy.tokenizer, pool.select(chosen), reward_fn, k,
+        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+        top_p=cfg.top_p, top_k=cfg.top_k, batch_size=batch_size,
+        seed=seed + SEED_OFFSET, counter=counter, kind="probe",
+        on_batch=bar.update).tolist()
     bar.close()
     groups: dict = {}
     if by in pool.column_names:
