@@ -142,6 +142,16 @@ def rollouts_to_reach(runs: list[RunResult], target: float,
     return float(grid[hit[0]]) if len(hit) else float("nan")
 
 
+def stability(run: RunResult) -> dict:
+    """How far a run's held-out accuracy fell: ``end_below_peak`` (its
+    best evaluation minus its last) and ``dip`` (the largest fall below
+    its running best at any evaluation), in accuracy points (0-1)."""
+    acc = np.array([e["accuracy"] for e in run.evals])
+    best = np.maximum.accumulate(acc)
+    return {"end_below_peak": float(acc.max() - acc[-1]),
+            "dip": float((best - acc).max())}
+
+
 def comparison(results: dict[str, list[RunResult]], reference: str = "full",
                shares: tuple = (0.8, 0.95)) -> list[dict]:
     """One row per rule: accuracy, gain, cost, and for each share s the
@@ -158,6 +168,9 @@ def comparison(results: dict[str, list[RunResult]], reference: str = "full",
         final = np.array([r.final_accuracy for r in runs])
         steps = [m for r in runs for m in r.metrics]
         to = {s: rollouts_to_reach(runs, t) for s, t in targets.items()}
+        falls = [stability(r) for r in runs]
+        families = sorted({k for r in runs for k in r.evals[-1]
+                           if k.startswith("accuracy/")})
         rows.append({
             "rule": label, "seeds": len(runs), "reference": reference,
             "base_accuracy": base, "targets": targets,
@@ -180,6 +193,11 @@ def comparison(results: dict[str, list[RunResult]], reference: str = "full",
             "rollouts_to": to,
             "saving": {s: ref_cost[s] / c if c > 0 else float("nan")
                        for s, c in to.items()},
+            "final_by_family": {
+                k.split("/", 1)[1]: float(np.mean([r.evals[-1].get(
+                    k, np.nan) for r in runs])) for k in families},
+            "worst_end_below_peak": max(f["end_below_peak"] for f in falls),
+            "worst_dip": max(f["dip"] for f in falls),
         })
     return rows
 
@@ -188,15 +206,16 @@ def format_table(rows: list[dict]) -> str:
     """Markdown table of :func:`comparison` rows."""
     shares = list(rows[0]["rollouts_to"])
     head = ("| rule | final acc (± sd) | share of full's gain | rollouts |"
-            " updates | zero-var groups |")
+            " updates | zero-var groups | worst dip |")
     head += "".join(f" rollouts to {s:.0%} (saving) |" for s in shares)
-    lines = [head, "|" + "---|" * (6 + len(shares))]
+    lines = [head, "|" + "---|" * (7 + len(shares))]
     for r in rows:
         cells = [r["rule"], f"{r['final_accuracy']:.3f} ± "
                  f"{r['final_std']:.3f}",
                  f"{r['share_of_reference_gain']:.0%}",
                  f"{r['rollouts']:.0f}", f"{r['updates']:.0f}",
-                 f"{r['zero_std_groups']:.0%}"]
+                 f"{r['zero_std_groups']:.0%}",
+                 f"{100 * r['worst_dip']:.1f} pts"]
         for s in shares:
             to = r["rollouts_to"][s]
             cells.append("not reached" if to != to else

@@ -43,7 +43,7 @@ from dopr_lite.preflight import read_counts
 from dopr_lite.rewards import get_reward
 from dopr_lite.rollout import (RolloutCounter, Rollouts, concat_rollouts,
                                generate_rollouts, prompt_entropy,
-                               select_groups)
+                               select_groups, take_rows)
 from dopr_lite.runlog import Progress, RunLog, RunResult
 from dopr_lite.select import (DRAW_SEED_STRIDE, PromptHistory, SelectContext,
                               Selector, candidate_batch, feedback,
@@ -132,7 +132,7 @@ class Run:
             step=step, history=self.history, seed=self.cfg.seed,
             num_generations=self.cfg.num_generations,
             probe=lambda prompts, n: sample_groups(
-                self, prompts, n, "probe").rewards,
+                self, [(prompts, n, "probe")])[0].rewards,
             entropy=lambda prompts: prompt_entropy(
                 self.policy.model, self.policy.tokenizer,
                 [self.data.train[i]["prompt"] for i in prompts],
@@ -149,44 +149,68 @@ class Run:
         self.selector.load_state_dict(state["selector"])
 
 
-def sample_groups(run: Run, prompts: list[int], n: int,
-                  kind: str = "train") -> Groups:
-    """``n`` rollouts of each of ``prompts``, in one ``generate`` call,
-    counted as ``kind`` and scored by the run's reward: the groups a step
-    trains on, and the probes a selection rule asks for."""
+def sample_groups(run: Run, requests: list[tuple[list[int], int, str]]
+                  ) -> list[Groups]:
+    """For each ``(prompts, n, kind)`` request, ``n`` rollouts of each of
+    ``prompts`` counted as ``kind`` and scored by the run's reward, all in
+    ONE ``generate`` call: the group a step trains on and the probes its
+    selection rule asks for share the call (latency, not rows, is what a
+    small call costs)."""
     cfg, pool = run.cfg, run.data.train
+    flat = [i for prompts, _, _ in requests for i in prompts]
+    counts = [n for prompts, n, _ in requests for _ in prompts]
     ro = generate_rollouts(
         run.policy.model, run.policy.tokenizer,
-        [pool[i]["prompt"] for i in prompts], n,
+        [pool[i]["prompt"] for i in flat], counts,
         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-        top_p=cfg.top_p, top_k=cfg.top_k, counter=run.counter, kind=kind,
-        with_logprobs=kind == "train" and cfg.num_iterations > 1,
+        top_p=cfg.top_p, top_k=cfg.top_k, counter=run.counter,
+        kind=[kind for prompts, _, kind in requests for _ in prompts],
+        with_logprobs=cfg.num_iterations > 1 and any(
+            kind == "train" for _, _, kind in requests),
         micro_batch=cfg.micro_batch)
-    columns = {c: [pool[i][c] for i in prompts for _ in range(n)]
+    columns = {c: [pool[i][c] for i, n in zip(flat, counts, strict=True)
+                   for _ in range(n)]
                for c in pool.column_names if c != "prompt"}
     rewards = torch.tensor(run.reward_fn(ro.texts, **columns),
-                           dtype=torch.float32).view(len(prompts), n)
-    return Groups(list(prompts), ro, rewards)
+                           dtype=torch.float32)
+    out, start = [], 0
+    for prompts, n, _ in requests:
+        rows = list(range(start, start + len(prompts) * n))
+        out.append(Groups(list(prompts), take_rows(ro, rows, n),
+                          rewards[rows].view(len(prompts), n)))
+        start = rows[-1] + 1
+    return out
 
 
 def roll_out(run: Run, ctx: SelectContext) -> tuple[list[Groups],
+                                                    Groups | None,
                                                     Groups | None]:
     """Pick prompts from the step's candidate batch; roll each out G times.
 
-    Returns every group generated and the groups to train on (None if
-    none is left).  A rule that refills (``shape.draws > 1``: DAPO's
-    dynamic sampling) drops all-equal groups and draws further candidate
-    batches until ``prompts_per_step`` groups are kept or its draws are
-    spent; every rollout generated counts as cost.
+    Returns every group generated, the groups to train on (None if none is
+    left) and the probes the rule asked for on the next step's candidates
+    (:meth:`~dopr_lite.select.Selector.probes_ahead`; None if none), which
+    share the step's ``generate`` call.  A rule that refills
+    (``shape.draws > 1``: DAPO's dynamic sampling) drops all-equal groups
+    and draws further candidate batches until ``prompts_per_step`` groups
+    are kept or its draws are spent; every rollout generated counts as
+    cost.
     """
-    cfg, shape = run.cfg, run.selector.shape
-    seen, kept, n_kept = [], [], 0
+    cfg, shape, pool = run.cfg, run.selector.shape, len(run.data.train)
+    seen, kept, n_kept, probed = [], [], 0, None
     for draw in range(shape.draws):
-        candidates = candidate_batch(ctx.step, len(run.data.train),
-                                     cfg.prompts_per_step,
+        candidates = candidate_batch(ctx.step, pool, cfg.prompts_per_step,
                                      cfg.seed + DRAW_SEED_STRIDE * draw)
-        groups = sample_groups(run, run.selector.select(candidates, ctx),
-                               cfg.num_generations)
+        picks = run.selector.select(candidates, ctx)
+        requests = [(picks, cfg.num_generations, "train")]
+        if draw == 0:  # even at the last step: a run resumed with a
+            #            larger budget must replay the longer run
+            ahead, n = run.selector.probes_ahead(candidate_batch(
+                ctx.step + 1, pool, cfg.prompts_per_step, cfg.seed), ctx)
+            if ahead:
+                requests.append((ahead, n, "probe"))
+        groups, *ahead_groups = sample_groups(run, requests)
+        probed = ahead_groups[0] if ahead_groups else probed
         seen.append(groups)
         keep = list(range(len(groups.prompts)))
         if shape.draws > 1:
@@ -198,12 +222,12 @@ def roll_out(run: Run, ctx: SelectContext) -> tuple[list[Groups],
         if n_kept >= cfg.prompts_per_step:
             break
     if not kept:
-        return seen, None
+        return seen, None, probed
     return seen, Groups(
         [i for g in kept for i in g.prompts],
         concat_rollouts([g.rollouts for g in kept],
                         run.policy.tokenizer.pad_token_id),
-        torch.cat([g.rewards for g in kept]))
+        torch.cat([g.rewards for g in kept])), probed
 
 
 def update(run: Run, batch: Groups) -> dict:
@@ -237,9 +261,9 @@ def train_step(run: Run, step: int) -> dict:
     ctx = run.context(step)
     try:
         with oom_advice(run.cfg, "rollouts", shape):
-            seen, batch = roll_out(run, ctx)
+            seen, batch, probed = roll_out(run, ctx)
     except NonFiniteLogits as err:  # skip the step; NonFiniteStreak counts
-        seen, batch = [], None
+        seen, batch, probed = [], None, None
         stats = {"skipped": f"non-finite logits in generation ({err})",
                  "nonfinite": True}
     t_update = time.time()
@@ -250,6 +274,8 @@ def train_step(run: Run, step: int) -> dict:
         stats = {"skipped": ALL_EQUAL, "nonfinite": False}
     for groups in seen:
         feedback(run.selector, groups.prompts, groups.rewards, ctx)
+    if probed is not None:
+        run.selector.observe_probes(probed.prompts, probed.rewards, ctx)
     return {"step": step + 1, **_seen_stats(run, seen, batch), **stats,
             "rollout_seconds": t_update - t0,
             "update_seconds": time.time() - t_update,

@@ -33,12 +33,15 @@ class RolloutCounter:
     tokens: dict = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     calls: int = 0
 
-    def add(self, kind: str, sequences: int, tokens: int) -> None:
+    def add(self, kind: str, sequences: int, tokens: int,
+            calls: int = 1) -> None:
+        """Count ``sequences`` and ``tokens`` of ``kind``, generated in
+        ``calls`` generate calls (0: in a call already counted)."""
         if kind not in KINDS:
             raise ValueError(f"rollout kind must be one of {KINDS}")
         self.sequences[kind] += int(sequences)
         self.tokens[kind] += int(tokens)
-        self.calls += 1
+        self.calls += calls
 
     @property
     def cost(self) -> int:
@@ -116,14 +119,21 @@ class NonFiniteGuard(LogitsProcessor):
 
 @torch.inference_mode()
 def generate_rollouts(model, tokenizer, prompts: list[str],
-                      num_generations: int = 1, *, max_new_tokens: int = 48,
-                      temperature: float = 1.0, top_p: float = 1.0,
-                      top_k: int = 0, do_sample: bool = True,
+                      num_generations: int | list[int] = 1, *,
+                      max_new_tokens: int = 48, temperature: float = 1.0,
+                      top_p: float = 1.0, top_k: int = 0,
+                      do_sample: bool = True,
                       counter: RolloutCounter | None = None,
-                      kind: str = "train", min_new_tokens: int = 0,
-                      with_logprobs: bool = False, micro_batch: int = 64,
-                      ) -> Rollouts:
+                      kind: str | list[str] = "train",
+                      min_new_tokens: int = 0, with_logprobs: bool = False,
+                      micro_batch: int = 64) -> Rollouts:
     """Sample ``num_generations`` completions per prompt in one call.
+
+    ``num_generations`` and ``kind`` may also be lists, one entry per
+    prompt: a training group and a selection rule's probes then share one
+    ``generate`` call (counted once in ``counter.calls``), each row counted
+    as its prompt's kind; the result's ``num_generations`` is then 0 (mixed
+    groups: :func:`take_rows` cuts uniform groups out of it).
 
     ``with_logprobs`` also scores the completions under the sampling policy
     (one extra forward pass, micro-batched): the behaviour log-probs a loss
@@ -133,11 +143,17 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
     """
     if not prompts:
         raise ValueError("generate_rollouts needs at least one prompt")
+    counts = ([num_generations] * len(prompts)
+              if isinstance(num_generations, int) else list(num_generations))
+    kinds = [kind] * len(prompts) if isinstance(kind, str) else list(kind)
+    if not len(counts) == len(kinds) == len(prompts) or min(counts) < 1:
+        raise ValueError("generate_rollouts needs one count >= 1 and one "
+                         "kind per prompt")
+    reps = torch.tensor(counts)
     device = next(model.parameters()).device
     enc = tokenizer(list(prompts), return_tensors="pt", padding=True)
-    ids = enc["input_ids"].repeat_interleave(num_generations, 0).to(device)
-    mask = enc["attention_mask"].repeat_interleave(num_generations, 0
-                                                   ).to(device)
+    ids = enc["input_ids"].repeat_interleave(reps, 0).to(device)
+    mask = enc["attention_mask"].repeat_interleave(reps, 0).to(device)
     eos = model.generation_config.eos_token_id
     if eos is None:
         eos = tokenizer.eos_token_id
@@ -163,17 +179,24 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
         has_eos |= (comp == e).any(1)
     texts = tokenizer.batch_decode(comp, skip_special_tokens=True)
     if counter is not None:
-        counter.add(kind, comp.shape[0], int(cmask.sum()))
+        row_kind = [k for k, n in zip(kinds, counts, strict=True)
+                    for _ in range(n)]
+        row_tokens = cmask.sum(1).tolist()
+        for j, k in enumerate(dict.fromkeys(kinds)):
+            rows = [r for r, rk in enumerate(row_kind) if rk == k]
+            counter.add(k, len(rows), sum(row_tokens[r] for r in rows),
+                        calls=int(j == 0))
     if guard.seen is not None and bool(guard.seen.any()):
         raise NonFiniteLogits(
             f"the policy's logits held NaN/inf in {int(guard.seen.sum())} "
             f"of {comp.shape[0]} sequences while generating; lower "
             "learning_rate or max_grad_norm, or load in bfloat16/float32 "
             "rather than float16 (config field 'dtype')")
-    group = torch.arange(len(prompts)).repeat_interleave(num_generations)
+    group = torch.arange(len(prompts)).repeat_interleave(reps)
     ro = Rollouts(prompt_ids=ids, prompt_mask=mask, completion_ids=comp,
                   completion_mask=cmask, texts=texts, group=group,
-                  truncated=~has_eos.cpu(), num_generations=num_generations)
+                  truncated=~has_eos.cpu(),
+                  num_generations=counts[0] if len(set(counts)) == 1 else 0)
     if with_logprobs:
         ro.old_logprobs = sequence_logprobs(
             model, ro, temperature if do_sample else 1.0, micro_batch)
@@ -216,17 +239,27 @@ def concat_rollouts(parts: list[Rollouts], pad_id: int) -> Rollouts:
 def select_groups(ro: Rollouts, keep: list[int]) -> Rollouts:
     """The rollouts of the groups (prompt positions) in ``keep``."""
     G = ro.num_generations
-    rows = torch.tensor([g * G + j for g in keep for j in range(G)],
-                        dtype=torch.long)
-    dev = ro.prompt_ids.device
-    r = rows.to(dev)
+    return take_rows(ro, [g * G + j for g in keep for j in range(G)], G)
+
+
+def take_rows(ro: Rollouts, rows: list[int],
+              num_generations: int) -> Rollouts:
+    """Rows ``rows`` of ``ro``, regrouped as consecutive groups of
+    ``num_generations`` (how a step's training group is cut out of a call
+    that also generated probes)."""
+    if not rows or len(rows) % num_generations:
+        raise ValueError(f"{len(rows)} rows do not make groups of "
+                         f"{num_generations}")
+    idx = torch.tensor(rows, dtype=torch.long)
+    r = idx.to(ro.prompt_ids.device)
     return Rollouts(
         prompt_ids=ro.prompt_ids[r], prompt_mask=ro.prompt_mask[r],
         completion_ids=ro.completion_ids[r],
         completion_mask=ro.completion_mask[r],
-        texts=[ro.texts[i] for i in rows.tolist()],
-        group=torch.arange(len(keep)).repeat_interleave(G),
-        truncated=ro.truncated[rows], num_generations=G,
+        texts=[ro.texts[i] for i in rows],
+        group=torch.arange(len(rows) // num_generations
+                           ).repeat_interleave(num_generations),
+        truncated=ro.truncated[idx], num_generations=num_generations,
         old_logprobs=None if ro.old_logprobs is None
         else ro.old_logprobs[r])
 

@@ -23,9 +23,10 @@ Rules (``SELECTORS``):
 * ``thompson`` :class:`Thompson`, Beta posterior per prompt, Thompson sample,
   pick the prompt whose sample is closest to p = 0.5 (MoPPS, Qu et al. 2025).
 * ``dopr``     :class:`DoPR`, one prompt per batch by reward volatility plus
-  an entropy-modulated exploration bonus, after one probe rollout on each
-  of the two best new candidates (Zhang et al. 2026; our interpretation,
-  see the class docstring).
+  an entropy-modulated exploration bonus, with one probe rollout on each
+  of the two best new candidates of the next batch, generated in this
+  step's call (Zhang et al. 2026; our interpretation, see the class
+  docstring).
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ class Shape:
     """
 
     picks: int | None  # prompts rolled out per step; None: every candidate
-    probes: bool = False  # spends probe rollouts before it picks
+    probes: bool = False  # spends probe rollouts (before it picks, or on
+    #                       the next step's candidates in this step's call)
     draws: int = 1  # >1: drops all-equal groups and refills from up to
     #                 this many candidate batches (DAPO's dynamic sampling)
 
@@ -143,6 +145,19 @@ class Selector:
     def update(self, prompts: list[int], rewards: torch.Tensor,
                ctx: SelectContext) -> None:
         """Called with the (len(prompts), G) rewards the choice caused."""
+
+    def probes_ahead(self, candidates: list[int],
+                     ctx: SelectContext) -> tuple[list[int], int]:
+        """Which of the NEXT step's ``candidates`` to probe, and with how
+        many rollouts each, inside this step's ``generate`` call (so probing
+        costs no call of its own); their rewards come back through
+        :meth:`observe_probes`.  Default: none."""
+        return [], 0
+
+    def observe_probes(self, prompts: list[int], rewards: torch.Tensor,
+                       ctx: SelectContext) -> None:
+        """Called with the (len(prompts), n) rewards of
+        :meth:`probes_ahead`'s probes, at the step that generated them."""
 
     def warm_start(self, counts: dict) -> None:
         """Start from measured success counts ``{prompt: (right,
@@ -393,10 +408,20 @@ class DoPR(Selector):
     off (then V only knows prompts the run has trained on, which on a fresh
     pool are few); ``probe_top=0`` probes every new candidate.
 
+    With ``ahead=True`` (the default) the probes cost no ``generate`` call
+    of their own: at step t the rule chooses which of step t+1's
+    candidates to probe (the candidate stream is a pure function of the
+    seed and step) and the loop generates them in step t's call, next to
+    the group.  What that changes: the probes, and the entropies h of step
+    t+1's candidates (measured at step t to rank them), describe the policy
+    one update before the pick uses them; step 0 picks without probes.
+    ``ahead=False`` probes step t's own candidates in a second call.
+
     Ablations: ``volatility=False`` drops V_i; ``c=0`` drops the bonus;
     ``entropy_mod=False`` sets h_i = 1; ``revisit=8`` adds tried prompts;
-    ``probe=0`` stops probing.  How the defaults were chosen, on design
-    seeds apart from the reported ones: ``bench/README.md``.
+    ``probe=0`` stops probing; ``ahead=False`` probes in a call of its
+    own.  How the defaults were chosen, on design seeds apart from the
+    reported ones: ``bench/README.md``.
 
     Our interpretation, not the paper's text (its formula is not public):
     the volatility as an informative-group probability under a Beta
@@ -411,14 +436,17 @@ class DoPR(Selector):
     def __init__(self, c: float = 1.0, gamma: float = 0.9,
                  prior_n: float = 2.0, volatility: bool = True,
                  entropy_mod: bool = True, revisit: int = 0, k: int = 1,
-                 probe: int = 1, probe_top: int = 2):
+                 probe: int = 1, probe_top: int = 2, ahead: bool = True):
         self.check_args(probe=probe, probe_top=probe_top, k=k)
         self.c, self.prior_n, self.k, self.revisit = c, prior_n, k, revisit
-        self.probe, self.probe_top = probe, probe_top
+        self.probe, self.probe_top, self.ahead = probe, probe_top, ahead
         self.volatility, self.entropy_mod = volatility, entropy_mod
         self.post = BetaPosterior(gamma=gamma)
         self.max_entropy = 0.0  # largest candidate entropy seen in the run
         self.last_scores: dict = {}  # term -> list, for plots and tests
+        # entropies of a later step's candidates, measured ahead with its
+        # probes: {"step": s, "values": {prompt: nats}}
+        self.entropy_ahead: dict = {"step": -1, "values": {}}
 
     @classmethod
     def check_args(cls, **kwargs):
@@ -472,28 +500,52 @@ class DoPR(Selector):
         top = torch.argsort(vol, descending=True, stable=True)
         return [tried[int(j)] for j in top[:self.revisit]]
 
-    def probe_new(self, candidates: list[int], ctx: SelectContext) -> None:
-        """``probe`` rollouts on each candidate with no rewards yet (with
-        ``probe_top``, on the best-scoring ``probe_top`` of them)."""
+    def to_probe(self, candidates: list[int],
+                 ctx: SelectContext) -> list[int]:
+        """The candidates with no rewards yet (with ``probe_top``, the
+        best-scoring ``probe_top`` of them): those a probe tells most."""
         new = [i for i in candidates if i not in self.post.counts]
-        if not (self.probe and new):
-            return
         if self.probe_top and len(new) > self.probe_top:
             score = self.scores(new, ctx)["score"]
             top = torch.argsort(score, descending=True, stable=True)
             new = [new[int(j)] for j in top[:self.probe_top]]
+        return new if self.probe else []
+
+    def probe_new(self, candidates: list[int], ctx: SelectContext) -> None:
+        """``probe`` rollouts on :meth:`to_probe`'s candidates, now, in a
+        ``generate`` call of their own (``ahead=False``)."""
+        new = self.to_probe(candidates, ctx)
+        if not new:
+            return
         if ctx.probe is None:
             raise RuntimeError("DoPR(probe=...) needs probe rollouts, which "
                                "this trainer does not provide; set probe=0")
-        rewards = ctx.probe(new, self.probe)
-        for i, r in zip(new, rewards, strict=True):
+        self.observe_probes(new, ctx.probe(new, self.probe), ctx)
+
+    def probes_ahead(self, candidates, ctx):
+        if not (self.probe and self.ahead):
+            return [], 0
+        nxt = replace(ctx, step=ctx.step + 1)
+        if ctx.entropy is not None and self.entropy_mod and self.c:
+            nxt = replace(nxt, entropy=_memo(ctx.entropy))  # measured now,
+            cands = list(dict.fromkeys(candidates))  # used at the next step
+            values = dict(zip(cands, nxt.entropy(cands).tolist(),
+                              strict=True))
+            self.entropy_ahead = {"step": nxt.step, "values": values}
+        return self.to_probe(list(candidates), nxt), self.probe
+
+    def observe_probes(self, prompts, rewards, ctx):
+        for i, r in zip(prompts, rewards, strict=True):
             self.post.observe(i, r.tolist(), ctx.step)
 
     def select(self, candidates, ctx):
         if ctx.entropy is not None:  # one forward pass per prompt and step
-            ctx = replace(ctx, entropy=_memo(ctx.entropy))
+            known = (self.entropy_ahead["values"]
+                     if self.entropy_ahead["step"] == ctx.step else {})
+            ctx = replace(ctx, entropy=_memo(ctx.entropy, known))
         cands = list(dict.fromkeys(list(candidates) + self.revisit_set(ctx)))
-        self.probe_new(cands, ctx)
+        if not self.ahead:
+            self.probe_new(cands, ctx)
         terms = self.scores(cands, ctx)
         self.last_scores = {k: v.tolist() for k, v in terms.items()}
         self.last_scores["candidates"] = cands
@@ -508,16 +560,26 @@ class DoPR(Selector):
 
     def state_dict(self):
         return {"posterior": self.post.state_dict(),
-                "max_entropy": self.max_entropy}
+                "max_entropy": self.max_entropy,
+                "entropy_ahead": {"step": self.entropy_ahead["step"],
+                                  "values": {str(k): v for k, v in
+                                             self.entropy_ahead[
+                                                 "values"].items()}}}
 
     def load_state_dict(self, state):
         self.post.load_state_dict(state["posterior"])
         self.max_entropy = float(state["max_entropy"])
+        ahead = state.get("entropy_ahead", {"step": -1, "values": {}})
+        self.entropy_ahead = {"step": int(ahead["step"]),
+                              "values": {int(k): float(v) for k, v in
+                                         ahead["values"].items()}}
 
 
-def _memo(entropy: Callable[[list[int]], torch.Tensor]):
-    """``entropy`` that computes each prompt's value at most once."""
-    known: dict[int, float] = {}
+def _memo(entropy: Callable[[list[int]], torch.Tensor],
+          known: dict[int, float] | None = None):
+    """``entropy`` that computes each prompt's value at most once (values
+    in ``known`` are taken as computed)."""
+    known = dict(known or {})
 
     def cached(indices: list[int]) -> torch.Tensor:
         new = [i for i in dict.fromkeys(indices) if i not in known]

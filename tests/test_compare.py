@@ -7,7 +7,7 @@ import pytest
 from dopr_lite.cli import main
 from dopr_lite.config import DoprConfig
 from dopr_lite.compare import (comparison, default_rules, format_table,
-                               parse_rules, rollouts_to_reach)
+                               parse_rules, rollouts_to_reach, stability)
 from dopr_lite.runlog import curves
 from dopr_lite.rollout import RolloutCounter
 from dopr_lite.runlog import RunResult
@@ -56,6 +56,19 @@ def test_comparison_reports_saving_against_the_reference():
     assert math.isnan(flat["rollouts_to"][0.95])
     table = format_table(list(rows.values()))
     assert "not reached" in table and "10.0x" in table
+
+
+def test_stability_measures_the_fall_from_the_best_evaluation():
+    drifts = _run([(0, 0.4), (10, 0.9), (20, 0.6), (30, 0.8)])
+    assert stability(drifts) == pytest.approx(
+        {"end_below_peak": 0.1, "dip": 0.3})
+    rising = _run([(0, 0.4), (10, 0.5), (20, 0.7)])
+    assert stability(rising) == {"end_below_peak": 0.0, "dip": 0.0}
+    rows = {r["rule"]: r for r in comparison(
+        {"full": [rising], "one": [rising, drifts]})}
+    assert rows["one"]["worst_dip"] == pytest.approx(0.3)
+    assert rows["one"]["worst_end_below_peak"] == pytest.approx(0.1)
+    assert "30.0 pts" in format_table(list(rows.values()))
 
 
 def test_default_rules_are_the_six_selectors():

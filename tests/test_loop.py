@@ -101,9 +101,13 @@ def test_dopr_probes_each_new_candidate_once_and_counts_them(
                selector_args={"probe": m, "probe_top": 0}, num_generations=G,
                prompts_per_step=per_step, eval_k=0)
     r = train(cfg, progress=False)
-    seen = {i for s in range(steps)
+    # probed ahead: step s probes step s+1's new candidates in its own
+    # generate call (step 0's are never probed; the last step's probes,
+    # counted, serve a run resumed with a larger budget)
+    seen = {i for s in range(1, steps + 1)
             for i in candidate_batch(s, cfg.n_train, per_step, cfg.seed)}
     assert r.counter.sequences["probe"] == m * len(seen)
+    assert r.counter.calls == steps + len(r.evals)  # no call of its own
     assert r.counter.sequences["train"] == steps * G
     assert r.counter.cost == steps * G + m * len(seen)
     assert r.metrics[-1]["probe_rollouts"] == m * len(seen)
@@ -119,8 +123,9 @@ def test_rollout_accounting_is_exact_for_every_rule(random_tiny_dir,
                    prompts_per_step=per_step, eval_k=0),
               progress=False)
     generated = sum(m["prompts"] for m in r.metrics) * G
-    # fixed: 16 on each first candidate; dopr: 1 on the 2 best new ones a
-    # step (every candidate of these 3 steps is new: an epoch-wise draw)
+    # fixed: 16 on each first candidate; dopr: 1 on the 2 best new ones of
+    # the next step's batch (every candidate of these steps is new: an
+    # epoch-wise draw)
     probes = {"fixed": per_step * 16, "dopr": 2 * steps}.get(rule, 0)
     assert r.counter.sequences["train"] == generated
     assert r.counter.sequences["probe"] == probes

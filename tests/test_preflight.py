@@ -115,8 +115,9 @@ def test_only_rules_with_a_posterior_start_from_a_preflight():
 
     ctx = SelectContext(step=0, history=PromptHistory(), num_generations=8,
                         seed=0, probe=probe)
-    assert sel.select([0, 1, 2], ctx) == [1]
-    assert probed == [2]  # the measured prompts need no probe
+    assert sel.probes_ahead([0, 1, 2], ctx) == ([2], 1)  # the measured
+    assert sel.select([0, 1, 2], ctx) == [1]  # prompts need no probe
+    assert not probed
 
 
 @pytest.fixture(scope="module")

@@ -175,7 +175,8 @@ def test_dopr_probes_new_candidates_once_and_their_rewards_steer_v():
         calls.append((list(indices), n))
         return torch.tensor([outcome[i] for i in indices])
 
-    sel = DoPR(c=0.0, probe=2, probe_top=0)  # V only: the probes decide
+    # V only (the probes decide), probing in a call of its own
+    sel = DoPR(c=0.0, probe=2, probe_top=0, ahead=False)
     assert sel.select([0, 1, 2], _ctx(probe=probe)) == [1]
     assert calls == [([0, 1, 2], 2)]
     assert sel.select([2, 3, 0], _ctx(1, probe=probe)) == [3]
@@ -183,7 +184,7 @@ def test_dopr_probes_new_candidates_once_and_their_rewards_steer_v():
     # the probes inform the posterior but are not training visits
     assert sel.post.counts[1][:2] == [1.0, 1.0]
     with pytest.raises(RuntimeError, match="probe=0"):
-        DoPR(probe=1).select([5], _ctx())
+        DoPR(probe=1, ahead=False).select([5], _ctx())
     with pytest.raises(ConfigError, match="probe and probe_top must be"):
         make_selector("dopr", probe=-1)
     with pytest.raises(ConfigError, match="probe_top=-1"):
@@ -204,11 +205,43 @@ def test_dopr_probe_top_probes_only_the_best_scoring_new_candidates():
         return torch.tensor([{0: 0.5, 1: 0.8, 2: 0.1, 3: 0.9}[i]
                              for i in indices])
 
-    sel = DoPR(probe=1, probe_top=2)
+    sel = DoPR(probe=1, probe_top=2, ahead=False)
     sel.select([0, 1, 2, 3], _ctx(probe=probe, entropy=entropy))
     assert calls == [[3, 1]]
     assert set(sel.post.counts) == {1, 3}  # the others stay unprobed
     assert sorted(asked) == [0, 1, 2, 3]  # one forward pass per prompt
+
+
+def test_dopr_probes_ahead_the_next_batch_in_this_steps_call():
+    """ahead=True: at step t the rule names the probes of step t+1's
+    candidates (the loop generates them with step t's group), measures
+    their entropies once, and the pick at t+1 uses both, probing nothing
+    itself."""
+    asked = []
+
+    def entropy(indices):  # ranks the new candidates 3 > 1 > 0 > 2
+        asked.extend(indices)
+        return torch.tensor([{0: 0.5, 1: 0.8, 2: 0.1, 3: 0.9, 7: 0.2}[i]
+                             for i in indices])
+
+    def no_probe(indices, n):
+        raise AssertionError("probed in a call of its own")
+
+    sel, h = DoPR(probe=1, probe_top=2), PromptHistory()
+    ctx = _ctx(0, h, probe=no_probe, entropy=entropy)
+    sel.select([7], ctx)  # step 0: nothing probed, nothing known
+    assert sel.probes_ahead([0, 1, 2, 3], ctx) == ([3, 1], 1)
+    assert sorted(asked) == [0, 1, 2, 3, 7]
+    # the probes' rewards: 3 solved (no signal left), 1 undecided
+    sel.observe_probes([3, 1], torch.tensor([[1.0], [0.0]]), ctx)
+    assert sel.post.counts[3][:2] == [1.0, 0.0] and not h.visits
+    nxt = _ctx(1, h, probe=no_probe, entropy=entropy)
+    sel.select([0, 1, 2, 3], nxt)
+    assert sorted(asked) == [0, 1, 2, 3, 7]  # entropies measured ahead
+    assert sel.last_scores["entropy"] == pytest.approx(
+        [0.5 / 0.9, 0.8 / 0.9, 0.1 / 0.9, 1.0])
+    # without probes nothing is planned ahead
+    assert DoPR(probe=0).probes_ahead([0, 1], ctx) == ([], 0)
 
 
 def test_dopr_prior_follows_the_pooled_success_rate():
@@ -226,14 +259,17 @@ def test_dopr_state_roundtrips_through_json():
     sel, h = DoPR(), PromptHistory()
     for step, (p, s) in enumerate([(0, 3), (1, 8), (2, 5), (0, 6)]):
         _feed(sel, h, p, s, step)
+    ctx = _ctx(3, h, entropy=lambda idx: torch.arange(len(idx)) + 1.0)
+    ahead = sel.probes_ahead([3, 4, 5, 0], ctx)  # entropies kept for step 4
     clone = DoPR()
     clone.load_state_dict(json.loads(json.dumps(sel.state_dict())))
+    assert clone.probes_ahead([3, 4, 5, 0], ctx) == ahead
 
-    def probe(indices, n):  # the new candidates 3 and 4 are probed
-        return torch.tensor([[float(i % 2)] * n for i in indices])
+    def entropy(indices):  # measured anew, it would differ
+        return torch.full((len(indices),), 9.0)
 
     for step in range(4, 9):
-        ctx = _ctx(step, h, probe=probe)
+        ctx = _ctx(step, h, entropy=entropy)
         assert clone.select([3, 4, 0], ctx) == sel.select([3, 4, 0], ctx)
         assert torch.equal(clone.scores([0, 1, 2], ctx)["score"],
                            sel.scores([0, 1, 2], ctx)["score"])
