@@ -1,9 +1,10 @@
+import pytest
 import torch
 
 from dopr_lite.rollout import (RolloutCounter, completion_mask,
                                concat_rollouts, generate_rollouts,
                                prompt_entropy, select_groups,
-                               sequence_logprobs)
+                               sequence_logprobs, take_rows)
 
 
 def test_completion_mask_stops_after_first_eos():
@@ -47,6 +48,34 @@ def test_rollouts_shapes_grouping_and_exact_counts(random_tiny_dir):
     lp = sequence_logprobs(pol.model, ro, micro_batch=5)
     assert lp.shape == ro.completion_ids.shape
     assert torch.all(lp <= 0)
+
+
+def test_one_call_holds_a_group_and_probes_counted_apart(random_tiny_dir):
+    from dopr_lite.policy import load_policy
+
+    pol = load_policy(model=random_tiny_dir, use_lora=False)
+    counter = RolloutCounter()
+    torch.manual_seed(0)
+    ro = generate_rollouts(pol.model, pol.tokenizer,
+                           ["1+2=?\n", "33-14+5=?\n", "7=?\n"], [4, 1, 1],
+                           max_new_tokens=7, counter=counter,
+                           kind=["train", "probe", "probe"])
+    assert len(ro) == 6 and ro.num_generations == 0  # mixed groups
+    assert ro.group.tolist() == [0, 0, 0, 0, 1, 2]
+    tokens = ro.completion_mask.sum(1).tolist()
+    assert counter.calls == 1
+    assert counter.sequences == {"train": 4, "probe": 2, "eval": 0}
+    assert counter.tokens["train"] == sum(tokens[:4])
+    assert counter.tokens["probe"] == sum(tokens[4:])
+    group = take_rows(ro, [0, 1, 2, 3], 4)
+    assert group.num_generations == 4 and group.texts == ro.texts[:4]
+    assert group.group.tolist() == [0] * 4
+    probes = take_rows(ro, [4, 5], 1)
+    assert probes.group.tolist() == [0, 1] and len(probes) == 2
+    with pytest.raises(ValueError, match="do not make groups of 4"):
+        take_rows(ro, [0, 1, 2], 4)
+    with pytest.raises(ValueError, match="one count >= 1 and one kind"):
+        generate_rollouts(pol.model, pol.tokenizer, ["1=?\n"], [2, 2])
 
 
 def test_greedy_rollouts_match_bare_generate(random_tiny_dir):
