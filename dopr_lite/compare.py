@@ -278,3 +278,17 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     Path(out_dir, "compare.json").write_text(json.dumps(record, indent=1))
     return out
+
+
+def read_benchmark(path) -> dict:
+    """A :func:`benchmark` JSON as it was made: ``tables`` maps each batch
+    size B (int) to its :func:`comparison` rows, whose per-share entries
+    (targets, rollouts_to, saving) are keyed by float shares again."""
+    record = json.loads(Path(path).read_text())
+    tables = record.get("tables") or {record["batches"][0]: record["table"]}
+    for rows in tables.values():
+        for row in rows:
+            for key in ("targets", "rollouts_to", "saving"):
+                row[key] = {float(s): v for s, v in row[key].items()}
+    record["tables"] = {int(B): rows for B, rows in tables.items()}
+    return record

@@ -7,7 +7,8 @@ import pytest
 from dopr_lite.cli import main
 from dopr_lite.config import DoprConfig
 from dopr_lite.compare import (comparison, default_rules, format_table,
-                               parse_rules, rollouts_to_reach, stability)
+                               parse_rules, read_benchmark,
+                               rollouts_to_reach, stability)
 from dopr_lite.runlog import curves
 from dopr_lite.rollout import RolloutCounter
 from dopr_lite.runlog import RunResult
@@ -137,3 +138,7 @@ def test_compare_sweeps_the_candidate_batch(tmp_path, capsys):
                  "bench_compare_saving"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
     assert "16 candidates a step" in capsys.readouterr().out
+    back = read_benchmark(tmp_path / "compare.json")["tables"]
+    assert sorted(back) == [8, 16]
+    assert back[16][0]["saving"][0.95] == record["tables"]["16"][0][
+        "saving"]["0.95"]
