@@ -27,6 +27,8 @@ from dopr_lite.loop import Run, train_step
 
 SIDES = {"random": ("random", {}),
          "dopr": ("dopr", {}),  # the default rule
+         # the default spelled out: a second copy of "dopr", measured
+         # alongside it, shows the measurement's own noise
          "dopr-entropy": ("dopr", {"entropy_mod": True}),
          "dopr-no-entropy": ("dopr", {"entropy_mod": False}),
          "dopr-own-call": ("dopr", {"ahead": False})}  # probes: 2nd call

@@ -41,3 +41,29 @@ def test_gpu_memory_bench_runs_a_small_config_on_cpu(tmp_path, four_bit):
     assert dopr["update_skipped"] == full["update_skipped"] == ""
     assert dopr["params_b"] == round(archs.num_parameters("small") / 1e9, 3)
     assert "| small" in bench.table(result["results"])
+
+
+def test_step_time_runs_each_side_and_counts_its_generate_calls():
+    result = _load("step_time").measure(batch=8, steps=3, warmup=1)
+    assert result["random"]["ratio_to_random"] == 1.0
+    assert result["dopr"]["generate_calls_per_step"] == 1  # probes ride along
+    assert result["dopr-own-call"]["generate_calls_per_step"] == 2
+    assert result["dopr"]["rollouts_per_step"] == 8 + 2  # group + 2 probes
+
+
+def test_design_table_summarises_finished_runs_only(tmp_path):
+    def run(name, accs):
+        folder = tmp_path / name
+        folder.mkdir()
+        folder.joinpath("eval.jsonl").write_text("\n".join(json.dumps(
+            {"rollouts": 128 * i, "accuracy": a}) for i, a in enumerate(accs)))
+
+    run("dopr-s10", [0.3, 0.7, 0.5, 0.6, 0.6])
+    run("dopr-s11", [0.3, 0.4, 0.5, 0.6, 0.8])
+    run("dopr-s12", [0.3, 0.9])  # unfinished: 128 of 512 rollouts
+    out = tmp_path / "design.json"
+    assert _load("design_table").main([str(tmp_path), "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"]["dopr"]
+    assert row["seeds"] == [10, 11]
+    assert row["final"] == pytest.approx(0.7)
+    assert row["worst_dip"] == pytest.approx(0.2)
