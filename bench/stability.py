@@ -9,8 +9,8 @@ reports the peak, the end, how far the end is below the peak and the
 largest dip below the running peak at any evaluation
 (:func:`dopr_lite.compare.stability`); the goal (issue 17): no run ends more
 than 10 points below its peak or dips more than 10 points, and none
-collapses.  Each run is a fresh process.  Writes JSON to ``--out`` and
-``bench/results/stability.json``.
+collapses.  Each run is a fresh process.  Writes JSON to
+``<out>/stability.json`` and ``bench/results/<name of out>.json``.
 
     python bench/stability.py                     # seeds 0-5, both engines
     python bench/stability.py --seeds 0 --engines trl --set learning_rate=4e-3
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "stability.json").write_text(json.dumps(record, indent=1))
     results = Path(__file__).resolve().parent / "results"
-    (results / "stability.json").write_text(json.dumps(record, indent=1))
+    (results / f"{out.name}.json").write_text(json.dumps(record, indent=1))
     return 0
 
 
