@@ -250,6 +250,9 @@ def take_rows(ro: Rollouts, rows: list[int],
     if not rows or len(rows) % num_generations:
         raise ValueError(f"{len(rows)} rows do not make groups of "
                          f"{num_generations}")
+    if rows == list(range(len(ro))) and num_generations == \
+            ro.num_generations:
+        return ro  # all of it, already so grouped: nothing to copy
     idx = torch.tensor(rows, dtype=torch.long)
     r = idx.to(ro.prompt_ids.device)
     return Rollouts(

@@ -554,9 +554,8 @@ class DoPR(Selector):
         order = torch.argsort(terms["score"] + tie, descending=True)
         return [cands[int(j)] for j in order[:self.k]]
 
-    def update(self, prompts, rewards, ctx):
-        for i, r in zip(prompts, rewards, strict=True):
-            self.post.observe(i, r.tolist(), ctx.step)
+    def update(self, prompts, rewards, ctx):  # a group, as a probe is
+        self.observe_probes(prompts, rewards, ctx)
 
     def state_dict(self):
         return {"posterior": self.post.state_dict(),
