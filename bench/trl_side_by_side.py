@@ -18,7 +18,8 @@ and split into the roll-out phase (selection + generation + rewards:
 dopr_lite's ``rollout_seconds``, TRL's ``_generate_and_score_completions``)
 and the rest (the update and bookkeeping);
 held-out accuracy is greedy, on 200 test prompts, by the same evaluator,
-after the same number of rollouts.  Writes JSON and prints a table.
+after the same number of rollouts.  Writes JSON (``<out>`` and
+``bench/results/trl_side_by_side.json``) and prints a table.
 
     python bench/trl_side_by_side.py                  # 3 seeds, ~6 min
     python bench/trl_side_by_side.py --seeds 0 --full-rollouts 256
@@ -217,12 +218,18 @@ def main(argv=None) -> int:
                       f"acc {r['accuracy']:.3f}, {r['rollouts']} rollouts, "
                       f"RSS {r['peak_rss_gb']:.2f} GB", flush=True)
     rows = summarise(runs)
-    (out / "trl_side_by_side.json").write_text(json.dumps(
-        {"versions": versions(), "settings": vars(args), "runs": runs,
-         "summary": rows}, indent=1) + "\n")
+    record = json.dumps(
+        {"command": " ".join(["python", "bench/trl_side_by_side.py",
+                              *(argv if argv is not None else sys.argv[1:])]),
+         "versions": versions(), "settings": vars(args), "runs": runs,
+         "summary": rows}, indent=1) + "\n"
+    results = Path(__file__).resolve().parent / "results"
+    for folder in (out, results):
+        (folder / "trl_side_by_side.json").write_text(record)
     print()
     print(table(rows, args.seeds))
-    print(f"\nwrote {out / 'trl_side_by_side.json'}")
+    print(f"\nwrote {out / 'trl_side_by_side.json'} and "
+          f"{results / 'trl_side_by_side.json'}")
     return 0
 
 

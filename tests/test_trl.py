@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("trl")
 
@@ -23,14 +24,14 @@ from dopr_lite.tiny import EMBEDDED_DIR  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _trainer(out, **kw):
+def _trainer(out, reward=exact_answer_reward, **kw):
     from dopr_lite.policy import load_policy
 
-    cfg = DoprConfig(selector=kw.pop("selector", "dopr"), max_rollouts=32,
-                     save_every=2, num_generations=4, **kw)
+    kw = {"selector": "dopr", "max_rollouts": 32, "save_every": 2, **kw}
+    cfg = DoprConfig(num_generations=4, **kw)
     tok = load_policy(use_lora=False).tokenizer
     return DoprGRPOTrainer(
-        model=str(EMBEDDED_DIR), reward_funcs=exact_answer_reward,
+        model=str(EMBEDDED_DIR), reward_funcs=reward,
         args=grpo_args(cfg, str(out)), train_dataset=task_dataset("rl", 32),
         processing_class=tok, peft_config=lora_config(cfg),
         selector=cfg.selector, prompts_per_step=cfg.prompts_per_step)
@@ -116,6 +117,36 @@ def test_dopr_drives_trl_and_resumes_step_for_step(tmp_path):
     assert _steps(resumed)[-4:] == steps[-4:]
     assert resumed.history.state_dict() == full.history.state_dict()
     assert resumed.counter == full.counter
+
+
+def test_an_all_equal_generation_makes_no_optimiser_step(tmp_path):
+    """Step 1 is informative, steps 2-3 are all-equal: the weights after
+    step 1 must stay as they are (TRL alone would step AdamW on its
+    momentum and move them at every all-equal step)."""
+    from transformers import TrainerCallback
+
+    calls = []
+
+    def reward(completions, **kw):
+        calls.append(len(completions))
+        return ([float(i % 2) for i in range(len(completions))]
+                if len(calls) == 1 else [0.0] * len(completions))
+
+    weights = []
+
+    class Snapshot(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            weights.append({n: p.detach().clone() for n, p in
+                            model.named_parameters() if p.requires_grad})
+
+    trainer = _trainer(tmp_path, reward=reward, max_rollouts=12,
+                       save_every=0)
+    trainer.add_callback(Snapshot())
+    trainer.train()
+    assert len(calls) == 3 and trainer.skipped_updates == 2
+    first, *later = weights
+    assert all(torch.equal(w[n], first[n]) for w in later for n in first)
+    assert trainer.state.log_history[-2]["dopr/skipped_updates"] == 2
 
 
 @pytest.mark.slow

@@ -30,7 +30,18 @@ on every rollout it generates, so rules that roll out more than they train
 here; ``dopr`` runs with ``probe=0`` (its volatility learns from the trained
 groups only) unless ``selector_args`` asks for probes, which is refused.
 
-Rollouts are counted exactly (``dopr/rollouts`` in TRL's logs).  The
+A generation whose groups are all all-equal (every advantage 0) makes no
+optimiser step, as in dopr_lite's loop.  TRL would step AdamW on the zero
+gradient, and with zero gradients AdamW keeps moving the weights along its
+momentum: the last informative group is applied again at every all-equal
+step.  With one prompt per step most late steps are all-equal, and that
+replay is what made TRL's DoPR runs drift and collapse
+(``bench/README.md``, stability).  The trainer drops the step's gradients
+(AdamW skips parameters without one); under DeepSpeed, whose engine steps
+inside ``backward``, it cannot, and warns.
+
+Rollouts are counted exactly (``dopr/rollouts`` in TRL's logs; skipped
+updates in ``dopr/skipped_updates``).  The
 selector's state is written into each TRL checkpoint
 (``dopr_selector.json``) and restored by ``train(resume_from_checkpoint=...)``.
 """
@@ -39,6 +50,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -169,7 +181,9 @@ class DoprGRPOTrainer(GRPOTrainer):
         self.history = PromptHistory()
         self.counter = RolloutCounter()
         self.generation = 0  # selection steps so far (candidate draws)
+        self.skipped_updates = 0  # generations with every advantage 0
         self._chosen: list[int] | None = None
+        self._all_equal = False  # the buffered generation's advantages
         per_generation = self.args.generation_batch_size // \
             self.num_generations
         want = selector.shape.picks or prompts_per_step
@@ -181,6 +195,13 @@ class DoprGRPOTrainer(GRPOTrainer):
                 f"{selector.name!r} picks {want}; set "
                 "per_device_train_batch_size * steps_per_generation * "
                 f"processes = {want * self.num_generations}")
+        if self.is_deepspeed_enabled:
+            warnings.warn(
+                "DoprGRPOTrainer under DeepSpeed: the engine steps the "
+                "optimiser inside backward, so generations whose advantages "
+                "are all 0 still make an AdamW step (on momentum alone); "
+                "one-prompt rules are less stable there than in DDP/FSDP",
+                stacklevel=2)
 
     # --- selection -----------------------------------------------------------
     def _prompt_text(self, index: int) -> str:
@@ -219,9 +240,28 @@ class DoprGRPOTrainer(GRPOTrainer):
         return [self.train_dataset[i] for i in mine]
 
     def _generate_and_score_completions(self, inputs):
-        if self.model.training:  # evaluation keeps TRL's own prompts
+        training = self.model.training  # evaluation keeps TRL's own prompts
+        if training:
             inputs = self._select_inputs(len(inputs))
-        return super()._generate_and_score_completions(inputs)
+        out = super()._generate_and_score_completions(inputs)
+        if training:  # each process holds a slice: decide on all of them
+            top = self.accelerator.gather(
+                out["advantages"].detach().abs().max().reshape(1))
+            self._all_equal = not bool(top.max() > 0)
+            self.skipped_updates += self._all_equal
+        return out
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """TRL's step; then, if the generation it trained on had every
+        advantage 0, its (zero) gradients are dropped so that the optimiser
+        skips the step instead of replaying its momentum."""
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        cycle = self.args.gradient_accumulation_steps
+        whole = (self.args.steps_per_generation * self.num_iterations
+                 ) % cycle == 0  # no accumulation cycle spans two generations
+        if self._all_equal and whole and not self.is_deepspeed_enabled:
+            model.zero_grad(set_to_none=True)
+        return loss
 
     def _calculate_rewards(self, inputs, prompts, completions,
                            completion_ids_list):
@@ -245,17 +285,20 @@ class DoprGRPOTrainer(GRPOTrainer):
     def log(self, logs: dict, start_time: float | None = None) -> None:
         logs = {**logs, "dopr/rollouts": self.counter.cost,
                 "dopr/tokens": self.counter.cost_tokens,
-                "dopr/prompts_seen": len(self.history.visits)}
+                "dopr/prompts_seen": len(self.history.visits),
+                "dopr/skipped_updates": self.skipped_updates}
         super().log(logs, start_time)
 
     def state_dict(self) -> dict:
         return {"generation": self.generation,
+                "skipped_updates": self.skipped_updates,
                 "selector": self.selector.state_dict(),
                 "history": self.history.state_dict(),
                 "counter": self.counter.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.generation = state["generation"]
+        self.skipped_updates = state.get("skipped_updates", 0)
         self.selector.load_state_dict(state["selector"])
         self.history.load_state_dict(state["history"])
         self.counter.load_state_dict(state["counter"])
