@@ -5,12 +5,16 @@ Reads the run folders ``<label>-s<seed>/`` under each ``DIR`` (as
 seeds found, the mean final held-out accuracy (and each seed's), the mean
 accuracy along the first ``--upto`` rollouts (the area under the curve
 divided by its width: how fast a run climbs) and the worst dip below a
-run's running best.  This is how defaults and learning rates are chosen on
+run's running best; with ``--against LABEL``, each variant's paired
+difference from LABEL on the seeds both ran (mean and standard error over
+seeds; a difference within about two standard errors of 0 is not shown to
+matter).  This is how defaults and learning rates are chosen on
 design seeds (10-15) before anything runs on the reported ones (0-2);
 ``bench/README.md`` lists the commands that made the runs.  Writes JSON and
 prints a markdown table.
 
     python bench/design_table.py runs/bench/design_B32 runs/bench/lr_design \\
+        runs/bench/lr_design_dynamic --against dopr \\
         --out bench/results/design_B32.json
 """
 
@@ -49,7 +53,23 @@ def summarise(evals: dict, upto: int) -> dict:
     return {"seeds": list(final), "final": float(np.mean(list(final.values()))),
             "final_by_seed": final,
             "mean_accuracy_to_upto": float(np.mean(list(climb.values()))),
-            "worst_dip": max(dip.values())}
+            "worst_dip": max(dip.values()), "climb_by_seed": climb}
+
+
+def paired(row: dict, ref: dict) -> dict | None:
+    """``row`` minus ``ref`` on the seeds both ran: mean and standard
+    error over seeds of the final accuracy and of the climb (None with
+    fewer than 2 shared seeds)."""
+    seeds = [s for s in row["final_by_seed"] if s in ref["final_by_seed"]]
+    if len(seeds) < 2:
+        return None
+    out = {"seeds": seeds}
+    for key in ("final", "climb"):
+        d = np.array([row[f"{key}_by_seed"][s] - ref[f"{key}_by_seed"][s]
+                      for s in seeds])
+        out[key] = float(d.mean())
+        out[f"{key}_se"] = float(d.std(ddof=1) / np.sqrt(len(d)))
+    return out
 
 
 def main(argv=None) -> int:
@@ -58,6 +78,8 @@ def main(argv=None) -> int:
     p.add_argument("dirs", nargs="+")
     p.add_argument("--upto", type=int, default=512)
     p.add_argument("--out", default="")
+    p.add_argument("--against", default="",
+                   help="label to pair every variant with, seed by seed")
     a = p.parse_args(argv)
     runs = read_runs(a.dirs, a.upto)
     if not runs:
@@ -65,13 +87,28 @@ def main(argv=None) -> int:
         return 1
     rows = {label: summarise(evals, a.upto)
             for label, evals in sorted(runs.items())}
+    if a.against and a.against not in rows:
+        print(f"--against {a.against!r}: no finished runs of that label "
+              f"(labels: {sorted(rows)})", file=sys.stderr)
+        return 1
+    extra = (f" | final - {a.against} (± se) | climb - {a.against} (± se)"
+             if a.against else "")
     print(f"| variant | seeds | final acc | (per seed) | mean acc over the "
-          f"first {a.upto} rollouts | worst dip |\n|---|---|---|---|---|---|")
+          f"first {a.upto} rollouts | worst dip{extra} |\n"
+          + "|---" * (6 + 2 * bool(a.against)) + "|")
     for label, r in rows.items():
         per = " ".join(f"{v:.3f}" for v in r["final_by_seed"].values())
-        print(f"| {label} | {','.join(map(str, r['seeds']))} | "
-              f"{r['final']:.3f} | {per} | {r['mean_accuracy_to_upto']:.3f}"
-              f" | {100 * r['worst_dip']:.1f} pts |")
+        line = (f"| {label} | {','.join(map(str, r['seeds']))} | "
+                f"{r['final']:.3f} | {per} | {r['mean_accuracy_to_upto']:.3f}"
+                f" | {100 * r['worst_dip']:.1f} pts")
+        if a.against:
+            d = paired(r, rows[a.against]) if label != a.against else None
+            r["against"] = d and {"label": a.against, **d}
+            line += (" | | " if d is None else
+                     f" | {100 * d['final']:+.1f} ± {100 * d['final_se']:.1f}"
+                     f" pts | {100 * d['climb']:+.1f} ± "
+                     f"{100 * d['climb_se']:.1f} pts")
+        print(line + " |")
     if a.out:
         Path(a.out).write_text(json.dumps({
             "command": " ".join(["python", "bench/design_table.py",

@@ -67,3 +67,27 @@ def test_design_table_summarises_finished_runs_only(tmp_path):
     assert row["seeds"] == [10, 11]
     assert row["final"] == pytest.approx(0.7)
     assert row["worst_dip"] == pytest.approx(0.2)
+
+
+def test_design_table_pairs_variants_seed_by_seed(tmp_path):
+    def run(name, accs):
+        folder = tmp_path / name
+        folder.mkdir()
+        folder.joinpath("eval.jsonl").write_text("\n".join(json.dumps(
+            {"rollouts": 512 * i, "accuracy": a}) for i, a in enumerate(accs)))
+
+    for seed, (ref, var) in enumerate([(0.8, 0.7), (0.6, 0.6), (0.7, 0.5)]):
+        run(f"dopr-s{10 + seed}", [0.3, ref])
+        run(f"no-V-s{10 + seed}", [0.3, var])
+    run("no-V-s13", [0.3, 0.9])  # no dopr run on seed 13: not paired
+    out = tmp_path / "design.json"
+    assert _load("design_table").main(
+        [str(tmp_path), "--against", "dopr", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    d = rows["no-V"]["against"]
+    assert d["seeds"] == [10, 11, 12]
+    assert d["final"] == pytest.approx(-0.1)  # -0.1, 0, -0.2
+    assert d["final_se"] == pytest.approx(0.1 / 3 ** 0.5)
+    assert rows["dopr"]["against"] is None
+    assert _load("design_table").main([str(tmp_path), "--against",
+                                       "nothing"]) == 1

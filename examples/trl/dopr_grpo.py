@@ -58,7 +58,8 @@ def main(argv=None) -> dict:
     result = {"processes": state.num_processes,
               "backend": str(state.backend),
               "rollouts": trainer.counter.cost,
-              "prompts_seen": len(trainer.history.visits)}
+              "prompts_seen": len(trainer.history.visits),
+              "skipped_updates": trainer.skipped_updates}
     if state.is_main_process:
         model = trainer.accelerator.unwrap_model(trainer.model)
         result.update(evaluate(model, tok, data.test, get_reward(cfg.reward),
