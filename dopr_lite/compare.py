@@ -231,14 +231,14 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
               one_rollouts: int = 512, n_test: int = 300, rules=None,
               out_dir="runs/bench/compare", command: str = "",
               resume: bool = False, batches=None, settings=None,
-              log=print):
+              full_steps: int = FULL_STEPS, log=print):
     """Run the head-to-head at each candidate batch size in ``batches``
     (default: the config's ``prompts_per_step``), with ``settings`` (config
     fields) for every rule; write ``<out_dir>/compare.json`` (settings,
     versions, each batch size's table and every eval curve) and return
     ``{B: (results, rows)}``.
 
-    Full-batch rules get ``full_rollouts`` (default: :data:`FULL_STEPS`
+    Full-batch rules get ``full_rollouts`` (default: ``full_steps``
     steps' worth at each B), one-prompt rules ``one_rollouts`` at every B.
     With several B the runs go to ``<out_dir>/B<B>/``, and each larger B's
     table also lists the smallest B's full-batch GRPO as ``full@<B>``: is
@@ -249,7 +249,7 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
     batches = list(batches or [base.prompts_per_step])
     t0, out, sweep, rule_sets = time.time(), {}, len(batches) > 1, {}
     for B in batches:
-        full = full_rollouts or FULL_STEPS * B * base.num_generations
+        full = full_rollouts or full_steps * B * base.num_generations
         chosen = (parse_rules(rules, full, one_rollouts, B) if rules
                   else default_rules(full, one_rollouts, prompts_per_step=B))
         rule_sets[B] = [vars(r) for r in chosen]
@@ -262,9 +262,14 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
         out[B] = (results, comparison(results) if "full" in results
                   else [])
     record = {"command": command, "seconds": time.time() - t0,
+              # the runs' own time, summed over resumes (a resumed sweep's
+              # "seconds" counts only the runs it trained this time)
+              "run_seconds": sum(r.seconds for res, _ in out.values()
+                                 for label, runs in res.items()
+                                 if "@" not in label for r in runs),
               "versions": versions(), "config": base.to_dict(),
               "seeds": list(seeds), "batches": batches,
-              "full_rollouts": {B: full_rollouts or FULL_STEPS * B
+              "full_rollouts": {B: full_rollouts or full_steps * B
                                 * base.num_generations for B in batches},
               "one_rollouts": one_rollouts, "rules": rule_sets,
               "table": out[batches[0]][1],

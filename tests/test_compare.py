@@ -142,3 +142,25 @@ def test_compare_sweeps_the_candidate_batch(tmp_path, capsys):
     assert sorted(back) == [8, 16]
     assert back[16][0]["saving"][0.95] == record["tables"]["16"][0][
         "saving"]["0.95"]
+
+
+def test_full_steps_sets_the_full_budget_at_each_batch_and_resumes(tmp_path):
+    from dopr_lite.compare import benchmark
+
+    kw = dict(seeds=(0,), batches=[4, 8], rules=["full", "random"],
+              full_steps=1, one_rollouts=8, n_test=8, out_dir=tmp_path,
+              settings={"num_generations": 4}, resume=True,
+              log=lambda *a: None)
+    out = benchmark(**kw)
+    assert [r.counter.cost for r in out[8][0]["full"]] == [8 * 4]
+    first = json.loads((tmp_path / "compare.json").read_text())
+    assert first["full_rollouts"] == {"4": 16, "8": 32}
+    assert first["run_seconds"] > 0
+    saved = sorted(tmp_path.glob("B*/*-s0/ckpt-*/*.safetensors"))
+    assert len(saved) >= 4
+    written = [f.stat().st_mtime_ns for f in saved]
+    benchmark(**kw)  # every run finished: resumed, nothing trained again
+    assert [f.stat().st_mtime_ns for f in saved] == written
+    again = json.loads((tmp_path / "compare.json").read_text())
+    assert again["run_seconds"] == pytest.approx(first["run_seconds"],
+                                                 rel=0.5)
