@@ -51,16 +51,17 @@ def test_step_time_runs_each_side_and_counts_its_generate_calls():
     assert result["dopr"]["rollouts_per_step"] == 8 + 2  # group + 2 probes
 
 
-def test_design_table_summarises_finished_runs_only(tmp_path):
-    def run(name, accs):
-        folder = tmp_path / name
-        folder.mkdir()
-        folder.joinpath("eval.jsonl").write_text("\n".join(json.dumps(
-            {"rollouts": 128 * i, "accuracy": a}) for i, a in enumerate(accs)))
+def _design_run(folder, accs, every: int):
+    """A run folder as dopr-lite compare leaves it: its eval curve."""
+    folder.mkdir()
+    folder.joinpath("eval.jsonl").write_text("\n".join(json.dumps(
+        {"rollouts": every * i, "accuracy": a}) for i, a in enumerate(accs)))
 
-    run("dopr-s10", [0.3, 0.7, 0.5, 0.6, 0.6])
-    run("dopr-s11", [0.3, 0.4, 0.5, 0.6, 0.8])
-    run("dopr-s12", [0.3, 0.9])  # unfinished: 128 of 512 rollouts
+
+def test_design_table_summarises_finished_runs_only(tmp_path):
+    _design_run(tmp_path / "dopr-s10", [0.3, 0.7, 0.5, 0.6, 0.6], 128)
+    _design_run(tmp_path / "dopr-s11", [0.3, 0.4, 0.5, 0.6, 0.8], 128)
+    _design_run(tmp_path / "dopr-s12", [0.3, 0.9], 128)  # 128 of 512
     out = tmp_path / "design.json"
     assert _load("design_table").main([str(tmp_path), "--out", str(out)]) == 0
     row = json.loads(out.read_text())["rows"]["dopr"]
@@ -70,16 +71,10 @@ def test_design_table_summarises_finished_runs_only(tmp_path):
 
 
 def test_design_table_pairs_variants_seed_by_seed(tmp_path):
-    def run(name, accs):
-        folder = tmp_path / name
-        folder.mkdir()
-        folder.joinpath("eval.jsonl").write_text("\n".join(json.dumps(
-            {"rollouts": 512 * i, "accuracy": a}) for i, a in enumerate(accs)))
-
     for seed, (ref, var) in enumerate([(0.8, 0.7), (0.6, 0.6), (0.7, 0.5)]):
-        run(f"dopr-s{10 + seed}", [0.3, ref])
-        run(f"no-V-s{10 + seed}", [0.3, var])
-    run("no-V-s13", [0.3, 0.9])  # no dopr run on seed 13: not paired
+        _design_run(tmp_path / f"dopr-s{10 + seed}", [0.3, ref], 512)
+        _design_run(tmp_path / f"no-V-s{10 + seed}", [0.3, var], 512)
+    _design_run(tmp_path / "no-V-s13", [0.3, 0.9], 512)  # no dopr run there
     out = tmp_path / "design.json"
     assert _load("design_table").main(
         [str(tmp_path), "--against", "dopr", "--out", str(out)]) == 0
