@@ -38,7 +38,8 @@ step.  With one prompt per step most late steps are all-equal, and that
 replay is what made TRL's DoPR runs drift and collapse
 (``bench/README.md``, stability).  The trainer drops the step's gradients
 (AdamW skips parameters without one); under DeepSpeed, whose engine steps
-inside ``backward``, it cannot, and warns.
+inside ``backward``, or when one accumulation cycle spans two generations,
+it cannot, and warns.
 
 Rollouts are counted exactly (``dopr/rollouts`` in TRL's logs; skipped
 updates in ``dopr/skipped_updates``).  The
@@ -195,12 +196,20 @@ class DoprGRPOTrainer(GRPOTrainer):
                 f"{selector.name!r} picks {want}; set "
                 "per_device_train_batch_size * steps_per_generation * "
                 f"processes = {want * self.num_generations}")
-        if self.is_deepspeed_enabled:
+        # an all-equal generation's optimiser step can be skipped unless
+        # DeepSpeed steps inside backward or an accumulation cycle spans
+        # two generations (whose gradients must not be dropped together)
+        why_not = ("DeepSpeed steps the optimiser inside backward"
+                   if self.is_deepspeed_enabled else
+                   "an accumulation cycle spans two generations"
+                   if (self.args.steps_per_generation * self.num_iterations)
+                   % self.args.gradient_accumulation_steps else "")
+        self._skip_all_equal = not why_not
+        if why_not:
             warnings.warn(
-                "DoprGRPOTrainer under DeepSpeed: the engine steps the "
-                "optimiser inside backward, so generations whose advantages "
-                "are all 0 still make an AdamW step (on momentum alone); "
-                "one-prompt rules are less stable there than in DDP/FSDP",
+                f"DoprGRPOTrainer: {why_not}, so generations whose "
+                "advantages are all 0 still make an AdamW step (on momentum "
+                "alone); one-prompt rules are less stable than with skips",
                 stacklevel=2)
 
     # --- selection -----------------------------------------------------------
@@ -256,10 +265,7 @@ class DoprGRPOTrainer(GRPOTrainer):
         advantage 0, its (zero) gradients are dropped so that the optimiser
         skips the step instead of replaying its momentum."""
         loss = super().training_step(model, inputs, num_items_in_batch)
-        cycle = self.args.gradient_accumulation_steps
-        whole = (self.args.steps_per_generation * self.num_iterations
-                 ) % cycle == 0  # no accumulation cycle spans two generations
-        if self._all_equal and whole and not self.is_deepspeed_enabled:
+        if self._all_equal and self._skip_all_equal:
             model.zero_grad(set_to_none=True)
         return loss
 
