@@ -4,8 +4,10 @@ Builds one run per rule (same model, data, seed, candidate batch) and steps
 them in rotating order (A, B, C; B, C, A; ...) so that drift on a shared machine
 hits every side; reports the median seconds per step after a warm-up and
 each rule's ratio to random-one, with the step's parts (generate, update,
-the rest: the rule's own work, such as DoPR's entropy pass) and the
-generate calls per step.  Writes JSON to ``--out`` and
+the rest: the rule's own work, such as DoPR's entropy pass), the generate
+calls per step and the completion tokens generated per step (a rule that
+picks prompts with longer answers, or adds probe rows whose answers run
+longer, pays for it in a latency-bound call).  Writes JSON to ``--out`` and
 ``bench/results/step_time.json``.
 
     python bench/step_time.py                  # B = 32, 40 steps, CPU
@@ -31,6 +33,7 @@ SIDES = {"random": ("random", {}),
          # alongside it, shows the measurement's own noise
          "dopr-entropy": ("dopr", {"entropy_mod": True}),
          "dopr-no-entropy": ("dopr", {"entropy_mod": False}),
+         "dopr-no-probes": ("dopr", {"probe": 0}),
          "dopr-own-call": ("dopr", {"ahead": False})}  # probes: 2nd call
 
 
@@ -43,9 +46,12 @@ def measure(batch: int, steps: int, warmup: int) -> dict:
     order = list(runs)
     for step in range(steps):
         calls = {s: r.counter.calls for s, r in runs.items()}
+        tokens = {s: sum(r.counter.tokens.values()) for s, r in runs.items()}
         for side in order[step % len(order):] + order[:step % len(order)]:
             row = train_step(runs[side], step)
             row["calls"] = runs[side].counter.calls - calls[side]
+            row["tokens"] = sum(runs[side].counter.tokens.values()) \
+                - tokens[side]
             if step >= warmup:
                 rows[side].append(row)
     out = {}
@@ -55,6 +61,8 @@ def measure(batch: int, steps: int, warmup: int) -> dict:
         out[side] = {**{f"median_{k}": v for k, v in med.items()},
                      "generate_calls_per_step":
                          statistics.mean(r["calls"] for r in rs),
+                     "tokens_per_step":
+                         statistics.mean(r["tokens"] for r in rs),
                      "rollouts_per_step": statistics.mean(
                          r["rollouts"] - p["rollouts"]
                          for p, r in zip(rs, rs[1:], strict=False))}
@@ -88,7 +96,8 @@ def main(argv=None):
                   f"({r['ratio_to_random']:.2f}x random; pick+generate "
                   f"{r['median_rollout_seconds']:.3f}, update "
                   f"{r['median_update_seconds']:.3f}; "
-                  f"{r['generate_calls_per_step']:.1f} calls/step)")
+                  f"{r['generate_calls_per_step']:.1f} calls/step, "
+                  f"{r['tokens_per_step']:.0f} tokens/step)")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     results = Path(__file__).resolve().parent / "results"

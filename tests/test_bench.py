@@ -49,6 +49,8 @@ def test_step_time_runs_each_side_and_counts_its_generate_calls():
     assert result["dopr"]["generate_calls_per_step"] == 1  # probes ride along
     assert result["dopr-own-call"]["generate_calls_per_step"] == 2
     assert result["dopr"]["rollouts_per_step"] == 8 + 2  # group + 2 probes
+    assert result["dopr-no-probes"]["rollouts_per_step"] == 8
+    assert all(r["tokens_per_step"] > 0 for r in result.values())
 
 
 def _design_run(folder, accs, every: int):
