@@ -46,12 +46,9 @@ def measure(batch: int, steps: int, warmup: int) -> dict:
     order = list(runs)
     for step in range(steps):
         calls = {s: r.counter.calls for s, r in runs.items()}
-        tokens = {s: sum(r.counter.tokens.values()) for s, r in runs.items()}
         for side in order[step % len(order):] + order[:step % len(order)]:
             row = train_step(runs[side], step)
             row["calls"] = runs[side].counter.calls - calls[side]
-            row["tokens"] = sum(runs[side].counter.tokens.values()) \
-                - tokens[side]
             if step >= warmup:
                 rows[side].append(row)
     out = {}
@@ -61,11 +58,10 @@ def measure(batch: int, steps: int, warmup: int) -> dict:
         out[side] = {**{f"median_{k}": v for k, v in med.items()},
                      "generate_calls_per_step":
                          statistics.mean(r["calls"] for r in rs),
-                     "tokens_per_step":
-                         statistics.mean(r["tokens"] for r in rs),
-                     "rollouts_per_step": statistics.mean(
-                         r["rollouts"] - p["rollouts"]
-                         for p, r in zip(rs, rs[1:], strict=False))}
+                     # the rows carry the run's running totals
+                     **{f"{k}_per_step": statistics.mean(
+                         r[k] - p[k] for p, r in zip(rs, rs[1:], strict=False))
+                        for k in ("rollouts", "tokens")}}
     base = out["random"]["median_seconds"]
     for side in out:
         out[side]["ratio_to_random"] = out[side]["median_seconds"] / base
