@@ -12,13 +12,14 @@ first use, so that importing the package stays cheap)::
 Layers, each importing only from layers above it (a test walks the
 imports and fails on a cycle or an upward import):
 
-1. ``errors``, ``faults``, ``bound``: leaves;
+1. ``errors``, ``faults``, ``files`` (atomic writes), ``bound``: leaves;
 2. ``task`` (the synthetic task), ``sandbox`` -> ``rewards``, ``select``
    (selection rules): pure functions of text, numbers and tensors;
 3. ``config`` (checks reward and selector names against 2);
 4. ``env``, ``tiny`` (the embedded model), ``archs``;
-5. ``data``, ``policy`` -> ``rollout`` -> ``grpo``, ``evaluation`` ->
-   ``preflight`` (measure a prompt pool before training on it);
+5. ``data``, ``policy`` -> ``inputs`` (both, loaded fail-fast) ->
+   ``rollout`` -> ``grpo``, ``evaluation`` -> ``preflight`` (measure a
+   prompt pool before training on it);
 6. ``checkpoint``, ``runlog``, ``guards``: what a run keeps and guards;
 7. ``loop`` (``train``, ``train_step``) -> ``compare`` -> ``plots`` ->
    ``cli``; ``integrations.trl`` (the rules inside TRL).

@@ -7,7 +7,8 @@ A checkpoint ``ckpt-NNNNNN/`` (the step, zero-padded) holds
   ``weights_only=True`` (tensors and plain containers, never code);
 * ``state.json``: the loop's state (step, time, rollout counts, prompt
   history, the selector's state);
-* ``manifest.json``: the SHA-256 digest of each file, written last.
+* ``manifest.json``: the SHA-256 digest of each file, written last, and
+  what made the checkpoint (:func:`made_by`).
 
 It is written to a temp folder, flushed to disk and renamed into place, so
 a ``ckpt-*`` folder is always complete; a damaged one fails its digests and
@@ -15,7 +16,8 @@ is reported, never loaded.  The two newest are kept, so one damaged later
 still leaves one to resume from.
 
 Resuming is safe by construction: a run folder resumes only the run it
-holds (:func:`check_resumable` refuses other settings), and a folder whose
+holds (:func:`check_resumable` refuses other settings, another package
+version or other selector defaults), and a folder whose
 checkpoints are all damaged stops the run rather than starting over on its
 own (:func:`restore`); starting over is always the user's explicit choice.
 """
@@ -23,9 +25,11 @@ own (:func:`restore`); starting over is always the user's explicit choice.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -34,6 +38,7 @@ from safetensors.torch import load_file, save_file
 from dopr_lite.config import DoprConfig
 from dopr_lite.errors import CheckpointError, ConfigError
 from dopr_lite.faults import die, fault
+from dopr_lite.select import SELECTORS
 
 FILES = ("trainable.safetensors", "optimizer.pt", "state.json")
 # config fields a resumed run may change: its budget, when it evaluates and
@@ -51,10 +56,35 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def made_by(config: dict) -> dict:
+    """What makes a run besides its config (a :meth:`DoprConfig.to_dict`):
+    the package version and every argument of its selector, defaults
+    included, since a default is not a config field and may change."""
+    bound = inspect.signature(SELECTORS[config["selector"]]).bind(
+        **config["selector_args"])
+    bound.apply_defaults()
+    return json.loads(json.dumps({  # as it reads back from the manifest
+        "dopr_lite": version("dopr_lite"), "selector": config["selector"],
+        "selector_args": bound.arguments}))
+
+
+def _made_by_differences(saved: dict, now: dict) -> list[str]:
+    saved_args, now_args = saved["selector_args"], now["selector_args"]
+    return ([f"  package dopr_lite: {saved['dopr_lite']} (saved) vs "
+             f"{now['dopr_lite']} (this code)"]
+            * (saved["dopr_lite"] != now["dopr_lite"])) + [
+        f"  {now['selector']} argument {k!r} (a default unless in "
+        f"selector_args): {json.dumps(saved_args.get(k))} (saved) vs "
+        f"{json.dumps(now_args.get(k))} (this code)"
+        for k in dict.fromkeys([*saved_args, *now_args])
+        if saved_args.get(k) != now_args.get(k)]
+
+
 def save_checkpoint(out_dir: Path, step: int, policy, optimizer,
                     state: dict, keep: int = 2) -> Path:
     """Write ``ckpt-<step>`` atomically: temp dir, manifest last, rename;
-    keep the ``keep`` newest."""
+    keep the ``keep`` newest.  The manifest records what made it
+    (:func:`made_by` of the run's ``config.json`` in ``out_dir``)."""
     out_dir = Path(out_dir)
     final = out_dir / f"ckpt-{step:06d}"
     tmp = out_dir / f".tmp-ckpt-{step:06d}-{os.getpid()}"
@@ -72,6 +102,9 @@ def save_checkpoint(out_dir: Path, step: int, policy, optimizer,
     torch.save(optimizer.state_dict(), tmp / FILES[1])
     (tmp / FILES[2]).write_text(json.dumps(state))
     manifest = {"step": step, "sha256": {f: _sha256(tmp / f) for f in FILES}}
+    config = out_dir / "config.json"
+    if config.is_file():  # a run's checkpoint (not a bare one)
+        manifest["made_by"] = made_by(json.loads(config.read_text()))
     (tmp / "manifest.json").write_text(json.dumps(manifest))
     for f in tmp.iterdir():  # flush to disk before the rename
         with open(f, "rb") as fh:
@@ -135,8 +168,11 @@ def load_checkpoint(path: Path, policy, optimizer) -> dict:
 def check_resumable(out_dir: Path, config: dict) -> None:
     """Refuse to resume a different run: if ``out_dir`` holds checkpoints
     of a run whose saved ``config.json`` differs from ``config`` (a
-    :meth:`DoprConfig.to_dict`) in a field that changes the run, raise
-    ConfigError listing each field (saved vs requested) and the ways out."""
+    :meth:`DoprConfig.to_dict`) in a field that changes the run, or that
+    were made by another package version or with other selector defaults
+    (:func:`made_by`), or by code too old to say, raise ConfigError
+    listing each difference (saved vs now) and the ways out.  Writes
+    nothing."""
     out_dir = Path(out_dir)
     saved_path = out_dir / "config.json"
     if not (saved_path.is_file() and any(out_dir.glob("ckpt-*"))):
@@ -157,6 +193,25 @@ def check_resumable(out_dir: Path, config: dict) -> None:
             "resumed as if they were the same:\n" + "\n".join(differ)
             + f"\nStart that run over with {FRESH}, or give this one "
             "another --out (config field 'out_dir').")
+    now = made_by(config)
+    for path in sorted(out_dir.glob("ckpt-*")):
+        try:
+            stamp = json.loads((path / "manifest.json").read_text())
+        except (OSError, ValueError):  # damaged: restore reports it
+            continue
+        if "made_by" not in stamp:
+            raise ConfigError(
+                f"{path} does not say what made it (it predates that "
+                "record), so it may hold a run with other selector "
+                f"defaults. Start that run over with {FRESH}, or give this "
+                "one another --out (config field 'out_dir').")
+        differ = _made_by_differences(stamp["made_by"], now)
+        if differ:
+            raise ConfigError(
+                f"{path} was made by other code, and the run would go on "
+                "as if it were the same:\n" + "\n".join(differ)
+                + f"\nStart that run over with {FRESH}, or give this one "
+                "another --out (config field 'out_dir').")
 
 
 def discard(out_dir: Path) -> None:

@@ -14,25 +14,24 @@ import dataclasses
 import difflib
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
 from dopr_lite.compare import (FULL_STEPS, REFERENCE_FACTOR, benchmark,
-                               format_table, full_batch_rule)
-from dopr_lite.config import PRESETS, DoprConfig
+                               format_table, full_batch_rule, parse_rules)
+from dopr_lite.config import PRESETS, DoprConfig, check_seed, field_types
 from dopr_lite.env import runs_dir
 from dopr_lite.errors import USER_ERRORS, ConfigError
-from dopr_lite.evaluation import evaluate
+from dopr_lite.evaluation import heldout_scores
 from dopr_lite.loop import train
 from dopr_lite.plots import (FIGURES, plot_comparison, plot_preflight,
                              plot_runs, plot_saving, save_figure)
 from dopr_lite.policy import load_policy
 from dopr_lite.preflight import preflight
-from dopr_lite.rewards import exact_answer_reward
 from dopr_lite.runlog import summary_table
 from dopr_lite.select import SELECTORS
-from dopr_lite.task import FAMILIES, TIERS, TaskMix, task_dataset
 from dopr_lite.tiny import BUILD_MINUTES, EMBEDDED_DIR, build
 
 DESCRIPTION = """\
@@ -41,11 +40,23 @@ CPU (the embedded tiny model and task) or one consumer GPU (a real model)."""
 PRESET_HELP = "; ".join(f"{name}: {fn.__doc__.splitlines()[0].rstrip('.')}"
                         for name, fn in PRESETS.items())
 RULES = ", ".join(SELECTORS)  # in the benchmark's order, DoPR last
+# the commands' own numbers (config fields are checked by DoprConfig):
+# option -> (smallest value, what it counts)
+MINIMUM = {"batch": (1, "candidate prompts per step"),
+           "full_rollouts": (1, "the full-batch rules' budget; leave it "
+                             "out for the default"),
+           "one_rollouts": (1, "the one-prompt rules' budget"),
+           "prompts": (1, "prompts to measure"),
+           "k": (1, "rollouts per prompt; leave it out for the run's G"),
+           "steps": (1, "warm-up steps"),
+           "threads": (1, "torch threads; leave it out for torch's "
+                       "choice")}
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """``["lr=1e-3", "use_lora=false"]`` -> typed config overrides."""
-    types = {f.name: f.type for f in dataclasses.fields(DoprConfig)}
+    """``["lr=1e-3", "use_lora=false"]`` -> typed config overrides, each
+    parsed as its field's annotation says (:func:`field_types`)."""
+    types = field_types()
     out = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -57,19 +68,51 @@ def parse_overrides(pairs: list[str]) -> dict:
             raise ConfigError(f"--set {pair!r}: unknown config field "
                               f"{key!r}; {hint}(`dopr-lite config` lists "
                               "every field)")
-        kind = types[key]
-        if kind == "bool":
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ConfigError(f"--set {key}: expected true or false")
-            out[key] = raw.lower() in ("true", "1")
-            continue
         try:
-            out[key] = {"int": int, "float": float, "dict": json.loads
-                        }.get(kind, str)(raw)
+            out[key] = types[key].parse(raw)
         except ValueError as err:
-            raise ConfigError(f"--set {key}: expected a {kind} value, got "
-                              f"{raw!r}") from err
+            raise ConfigError(f"--set {key}: expected {types[key].expects}"
+                              f", got {raw!r}") from err
     return out
+
+
+def check_numbers(args) -> None:
+    """Refuse a command's own number out of range (:data:`MINIMUM`), or a
+    repeated seed or batch size, naming the option."""
+    for name, (low, what) in MINIMUM.items():
+        values = getattr(args, name, None)
+        for v in values if isinstance(values, list) else [values]:
+            if v is not None and v < low:
+                raise ConfigError(f"--{name.replace('_', '-')} {v}: must be "
+                                  f">= {low} ({what})")
+    for name in ("seeds", "batch"):
+        values = getattr(args, name, None) or []
+        if len(set(values)) < len(values):
+            raise ConfigError(f"--{name} {' '.join(map(str, values))}: "
+                              "values repeat; give each once")
+    option = "--seeds" if hasattr(args, "seeds") else "--seed"
+    for seed in getattr(args, "seeds", None) or [getattr(args, "seed", None)]:
+        if seed is not None:
+            check_seed(seed, option)
+
+
+def check_writable(folder, option: str = "--out") -> Path:
+    """Refuse a folder that cannot be made or written to, before any work:
+    a temporary folder is made in its nearest existing parent and removed
+    at once, so a refused (or accepted) folder is left as it was."""
+    folder = parent = Path(folder)
+    try:
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise ConfigError(f"{option} {folder}: {parent} is a file, not "
+                              f"a folder; choose another {option}")
+        tempfile.TemporaryDirectory(dir=parent).cleanup()
+    except OSError as err:
+        raise ConfigError(f"{option} {folder}: cannot write in {parent} "
+                          f"({err.strerror or err}); choose a folder you "
+                          f"can write to with {option}") from err
+    return folder
 
 
 def cmd_train(args) -> int:
@@ -78,17 +121,17 @@ def cmd_train(args) -> int:
         if getattr(args, name) is not None}
     cfg = PRESETS[args.preset](**{**overrides,
                                   **parse_overrides(args.set or [])})
-    out = Path(args.out or ("runs/main" if args.preset == "tiny"
-                            else f"runs/{args.preset}"))
+    out = check_writable(args.out or ("runs/main" if args.preset == "tiny"
+                                      else f"runs/{args.preset}"))
     reference = (args.reference if args.reference is not None
                  else args.preset == "tiny")
     runs = {cfg.selector: dataclasses.replace(
         cfg, out_dir=str(out / cfg.selector))}
     if reference and cfg.selector != "full":
-        runs["full"] = full_batch_rule(
-            REFERENCE_FACTOR * cfg.max_rollouts, cfg.eval_every,
-            cfg.prompts_per_step).config(cfg, max_steps=cfg.max_steps,
-                                         out_dir=str(out / "full"))
+        runs["full"] = reference_config(cfg, out / "full")
+        if cfg.preflight:
+            print("== full: keeps no per-prompt success rates, so the "
+                  "reference starts without the pre-flight")
     results = {}
     for label, run_cfg in runs.items():
         print(f"== {label}: {run_cfg.max_rollouts or run_cfg.max_steps} "
@@ -108,17 +151,39 @@ def cmd_train(args) -> int:
     return 0
 
 
+def reference_config(cfg: DoprConfig, out_dir: Path) -> DoprConfig:
+    """The main job's reference: full-batch GRPO with REFERENCE_FACTOR x
+    ``cfg``'s rollouts, evaluated at the same rollout counts.  It keeps no
+    per-prompt rates, so it runs without ``cfg``'s pre-flight."""
+    budget = REFERENCE_FACTOR * cfg.max_rollouts
+    rule = full_batch_rule(budget, cfg.eval_every, cfg.prompts_per_step)
+    try:
+        return rule.config(cfg, max_steps=cfg.max_steps, preflight="",
+                           out_dir=str(out_dir))
+    except ConfigError as err:
+        raise ConfigError(
+            f"the reference run (full-batch GRPO with {REFERENCE_FACTOR}x "
+            f"--max-rollouts = {budget:,} rollouts) cannot run: {err}; or "
+            "skip the reference with --no-reference") from err
+
+
 def cmd_compare(args) -> int:
     command = "dopr-lite compare " + " ".join(args.argv)
-    try:
-        out = benchmark(args.seeds, args.full_rollouts, args.one_rollouts,
-                        args.n_test, args.rules, args.out, command,
-                        resume=not args.fresh, batches=args.batch,
-                        settings=parse_overrides(args.set or []))
-    except ValueError as err:
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"--rules: {err}") from err
+    check_numbers(args)
+    if args.rules:  # labels and variants, before any run
+        try:
+            parse_rules(args.rules)
+        except ValueError as err:
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError(f"--rules: {err}") from err
+    check_writable(args.out)
+    if args.update_figures:
+        check_writable(FIGURES, "--update-figures")
+    out = benchmark(args.seeds, args.full_rollouts, args.one_rollouts,
+                    args.n_test, args.rules, args.out, command,
+                    resume=not args.fresh, batches=args.batch,
+                    settings=parse_overrides(args.set or []))
     for B, (results, rows) in out.items():
         name = args.figure if len(out) == 1 else f"{args.figure}_B{B}"
         target = rows[0]["targets"][0.95] if rows else None
@@ -142,7 +207,10 @@ def cmd_compare(args) -> int:
 
 def cmd_preflight(args) -> int:
     cfg = PRESETS[args.preset](**parse_overrides(args.set or []))
-    out = Path(args.out)
+    check_numbers(args)
+    out = check_writable(args.out)
+    if args.update_figures:
+        check_writable(FIGURES, "--update-figures")
     report = preflight(cfg, prompts=args.prompts, k=args.k, seed=args.seed,
                        progress=not args.no_progress)
     print(report.table())
@@ -166,23 +234,16 @@ def cmd_config(args) -> int:
 
 
 def cmd_build_tiny(args) -> int:
-    out = EMBEDDED_DIR if args.update_asset else Path(args.out)
+    check_numbers(args)
+    out = check_writable(EMBEDDED_DIR if args.update_asset else args.out,
+                         "--update-asset" if args.update_asset else "--out")
     print(f"building the embedded model in {out}: about "
           f"{BUILD_MINUTES * args.steps // 5000} minutes on 2 CPU cores")
     torch.set_num_threads(args.threads or torch.get_num_threads())
     info = build(out, steps=args.steps, seed=args.seed)
-    pol = load_policy(model=str(out), use_lora=False)
-    info["heldout"] = {}  # per skill and tier: the same for every mix
-    for family in FAMILIES:
-        for tier in TIERS:
-            mix = TaskMix(families={family: 1.0}, easy=float(tier == "easy"),
-                          hard=float(tier == "hard"))
-            r = evaluate(pol.model, pol.tokenizer, task_dataset(
-                "test", 20 if tier == "easy" else 50, mix=mix),
-                exact_answer_reward, k=8)
-            info["heldout"][f"{family}/{tier}"] = {
-                key: r[key] for key in ("n", "accuracy", "pass@8")}
-    (Path(out) / "build_info.json").write_text(json.dumps(info, indent=1))
+    pol = load_policy(model=str(out), use_lora=False)  # as it will load
+    info["heldout"] = heldout_scores(pol.model, pol.tokenizer)
+    (out / "build_info.json").write_text(json.dumps(info, indent=1))
     print(json.dumps({k: v for k, v in info.items() if k != "warmup_log"}))
     if not args.update_asset:
         print(f"use it with --set model={out}, or rebuild with "
@@ -192,6 +253,42 @@ def cmd_build_tiny(args) -> int:
 
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+# options several commands share, written once: (flags, argparse keywords)
+SHARED = {
+    "preset": (["--preset"], dict(
+        choices=sorted(PRESETS), default="tiny", help="the preset to start "
+        f"from (default: %(default)s). {PRESET_HELP}")),
+    "set": (["--set"], dict(
+        action="append", metavar="FIELD=VALUE", help="set any config field "
+        "(for every run), repeatable; `dopr-lite config` lists them "
+        "(default: none)")),
+    "fresh": (["--fresh"], dict(
+        action="store_true", help="start over: ignore and replace the runs "
+        "in --out (default: reuse and resume them)")),
+    "no-progress": (["--no-progress"], dict(
+        action="store_true", help="no progress bars (default: show them)")),
+    "update-figures": (["--update-figures"], dict(
+        action="store_true", help="also write the figure to the repo's "
+        f"figures/ folder, replacing the committed one ({FIGURES}; default: "
+        "no)")),
+}
+
+
+def shared(*names: str, out: str | None = None,
+           out_help: str = "") -> argparse.ArgumentParser:
+    """A parent parser with the :data:`SHARED` options ``names`` and, given
+    ``out_help``, ``--out`` with default ``out`` (each command has its
+    own); a new one per command, as argparse shares a parent's actions."""
+    parent = argparse.ArgumentParser(add_help=False)
+    for name in names:
+        flags, kwargs = SHARED[name]
+        parent.add_argument(*flags, **kwargs)
+    if out_help:
+        parent.add_argument("--out", default=out, help=f"output folder"
+                            f"{out_help}")
+    return parent
 
 
 def parser() -> argparse.ArgumentParser:
@@ -204,7 +301,10 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     t = sub.add_parser(
-        "train", formatter_class=raw,
+        "train", formatter_class=raw, parents=[shared(
+            "preset", "set", "fresh", "no-progress", out_help="; each run "
+            "writes <out>/<rule>/ (default: runs/main for tiny, "
+            "runs/<preset> for another preset)")],
         help="train a rule (default: the main job, DoPR + a reference)",
         description="Train a selection rule with GRPO. With no options, the "
         "main job: DoPR on the\nembedded model and task for 512 rollouts, "
@@ -217,12 +317,6 @@ def parser() -> argparse.ArgumentParser:
             "dopr-lite train --selector thompson --set num_generations=4",
             "dopr-lite train --preset consumer_gpu --set "
             "model=Qwen/Qwen2.5-0.5B-Instruct"))
-    t.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
-                   help=f"the run to start from (default: %(default)s). "
-                   f"{PRESET_HELP}")
-    t.add_argument("--out", help="output folder; each run writes "
-                   "<out>/<rule>/ (default: runs/main for tiny, "
-                   "runs/<preset> for another preset)")
     t.add_argument("--max-rollouts", type=int, dest="max_rollouts",
                    help="stop after this many training rollouts, probes "
                    "included (default: the preset's, 512 for tiny)")
@@ -234,22 +328,16 @@ def parser() -> argparse.ArgumentParser:
                    metavar="RULE", help="the selection rule: "
                    f"{', '.join(sorted(SELECTORS))} (default: the "
                    "preset's, dopr)")
-    t.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="set any config field, repeatable; `dopr-lite "
-                   "config` lists them (default: none)")
     t.add_argument("--reference", action=argparse.BooleanOptionalAction,
                    help="also train full-batch GRPO with "
                    f"{REFERENCE_FACTOR}x the rollouts as the reference "
                    "(default: on for tiny, off for consumer_gpu)")
-    t.add_argument("--fresh", action="store_true",
-                   help="start over: ignore and replace the runs in --out "
-                   "(default: resume them)")
-    t.add_argument("--no-progress", action="store_true",
-                   help="no progress bars (default: show them)")
     t.set_defaults(func=cmd_train)
 
     c = sub.add_parser(
-        "compare", formatter_class=raw,
+        "compare", formatter_class=raw, parents=[shared(
+            "set", "fresh", "update-figures", out=runs_dir("bench/compare"),
+            out_help=" (default: runs/bench/compare)")],
         help="DoPR against its baselines over seeds (the benchmark)",
         description=f"Train every rule ({RULES}) for each seed, from the "
         "same checkpoint and\ncandidate stream, and print how many rollouts "
@@ -268,9 +356,6 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--batch", type=int, nargs="+", metavar="B",
                    help="candidate batch sizes to sweep (prompts_per_step; "
                    "default: the config's, 8)")
-    c.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="set any config field for every rule, repeatable "
-                   "(default: none)")
     c.add_argument("--full-rollouts", type=int, dest="full_rollouts",
                    help="budget of the rules that roll out every candidate "
                    f"(default: {FULL_STEPS} steps' worth at each B, 2048 "
@@ -284,21 +369,16 @@ def parser() -> argparse.ArgumentParser:
                    help=f"rules to run: {RULES}, or variants "
                    "LABEL=RULE:key=value,... such as p0=dopr:probe=0 "
                    "(default: all six)")
-    c.add_argument("--out", default=runs_dir("bench/compare"),
-                   help="output folder (default: runs/bench/compare)")
-    c.add_argument("--fresh", action="store_true",
-                   help="start over: replace the runs in --out (default: "
-                   "reuse and resume them)")
     c.add_argument("--figure", default="bench_compare",
                    help="figure name, written as <out>/<name>.png "
                    "(default: %(default)s)")
-    c.add_argument("--update-figures", action="store_true",
-                   help="also write it to the repo's figures/ folder, "
-                   f"replacing the committed one ({FIGURES}; default: no)")
     c.set_defaults(func=cmd_compare)
 
     f = sub.add_parser(
-        "preflight", formatter_class=raw,
+        "preflight", formatter_class=raw, parents=[shared(
+            "preset", "set", "no-progress", "update-figures",
+            out=runs_dir("preflight"),
+            out_help=" (default: runs/preflight)")],
         help="measure a prompt pool: which prompts can teach GRPO anything",
         description="Sample k rollouts on each of N prompts of the RL pool "
         "(the run's model,\ndata and sampling settings) and report the "
@@ -314,11 +394,6 @@ def parser() -> argparse.ArgumentParser:
             "dopr-lite preflight --prompts 64 --k 4",
             "dopr-lite preflight --set dataset=pool.jsonl --set "
             "model=Qwen/Qwen2.5-0.5B-Instruct"))
-    f.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
-                   help=f"model, data and sampling settings to start from "
-                   f"(default: %(default)s). {PRESET_HELP}")
-    f.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="set any config field, repeatable (default: none)")
     f.add_argument("--prompts", type=int, default=256,
                    help="prompts to measure; a seeded random subset if the "
                    "pool is larger (default: %(default)s)")
@@ -326,31 +401,21 @@ def parser() -> argparse.ArgumentParser:
                    "the run's G, num_generations)")
     f.add_argument("--seed", type=int, help="sampling seed (default: the "
                    "config's seed)")
-    f.add_argument("--out", default=runs_dir("preflight"),
-                   help="output folder (default: runs/preflight)")
-    f.add_argument("--update-figures", action="store_true",
-                   help="also write figures/preflight.png (default: no)")
-    f.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (default: show it)")
     f.set_defaults(func=cmd_preflight)
 
     g = sub.add_parser(
-        "config", formatter_class=raw,
+        "config", formatter_class=raw, parents=[shared("preset", "set")],
         help="list every config field with its value and help",
         description="Print each config field of a preset: name, value "
         "(JSON) and what it does.",
         epilog=_examples("dopr-lite config",
                          "dopr-lite config --preset consumer_gpu",
                          "dopr-lite config --set selector=thompson"))
-    g.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
-                   help=f"the preset to show (default: %(default)s). "
-                   f"{PRESET_HELP}")
-    g.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                   help="show it with these fields set (default: none)")
     g.set_defaults(func=cmd_config)
 
     b = sub.add_parser(
-        "build-tiny", formatter_class=raw,
+        "build-tiny", formatter_class=raw, parents=[shared(
+            out=runs_dir("tiny"), out_help=" (default: runs/tiny)")],
         help=f"rebuild the embedded tiny model (about {BUILD_MINUTES} "
         "minutes)",
         description="Build the embedded tiny model from scratch: tokenizer, "
@@ -365,8 +430,6 @@ def parser() -> argparse.ArgumentParser:
                    help="warm-up steps (default: %(default)s)")
     b.add_argument("--seed", type=int, default=0,
                    help="build seed (default: %(default)s)")
-    b.add_argument("--out", default=runs_dir("tiny"),
-                   help="output folder (default: runs/tiny)")
     b.add_argument("--update-asset", action="store_true",
                    help=f"write to the package's shipped model instead "
                    f"({EMBEDDED_DIR}; default: no)")

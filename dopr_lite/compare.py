@@ -21,6 +21,7 @@ import numpy as np
 
 from dopr_lite.config import DoprConfig
 from dopr_lite.env import versions
+from dopr_lite.errors import ConfigError
 from dopr_lite.policy import load_policy
 from dopr_lite.runlog import RunResult, curves
 from dopr_lite.select import SELECTORS, make_selector
@@ -152,6 +153,41 @@ def stability(run: RunResult) -> dict:
             "dip": float((best - acc).max())}
 
 
+def mean_accuracy(run: RunResult, upto: float | None = None) -> float:
+    """Held-out accuracy averaged along the run over rollouts 0..``upto``
+    (default: the run's own budget), the area under its curve divided by
+    its width: a run that climbs early scores higher than one that gets
+    to the same end late."""
+    grid = np.linspace(0, upto or run.evals[-1]["rollouts"], 257)
+    return float(curves([run], "rollouts", grid)[1].mean())
+
+
+def final_accuracy(run: RunResult) -> float:
+    return run.final_accuracy
+
+
+def paired_difference(runs: list[RunResult], others: list[RunResult],
+                      metric=final_accuracy) -> dict:
+    """``metric`` of ``runs`` minus that of ``others``, pair by pair (the
+    same seed at the same index): the mean difference, its standard error
+    over the pairs (nan with one pair) and a verdict that does not outrun
+    the evidence: ``ahead`` or ``behind`` only when the mean is more than
+    two standard errors from 0, else ``no clear difference``."""
+    if len(runs) != len(others):
+        raise ValueError(f"paired_difference needs runs on the same seeds "
+                         f"({len(runs)} vs {len(others)} runs)")
+    d = np.array([metric(a) - metric(b) for a, b in zip(runs, others,
+                                                         strict=True)])
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 \
+        else float("nan")
+    mean = float(d.mean())
+    clear = se == se and abs(mean) > 2 * se
+    return {"mean": mean, "se": se, "pairs": len(d),
+            "verdict": ("ahead" if mean > 0 else "behind") if clear
+            else "no clear difference",
+            "text": f"{mean:+.3f} ± {se:.3f} (n={len(d)})"}
+
+
 def comparison(results: dict[str, list[RunResult]], reference: str = "full",
                shares: tuple = (0.8, 0.95)) -> list[dict]:
     """One row per rule: accuracy, gain, cost, and for each share s the
@@ -247,15 +283,30 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
     base = DoprConfig(**{"n_test": n_test, "eval_k": 0, "save_every": 0,
                          **(settings or {})})
     batches = list(batches or [base.prompts_per_step])
-    t0, out, sweep, rule_sets = time.time(), {}, len(batches) > 1, {}
-    for B in batches:
+    t0, out, sweep, plan = time.time(), {}, len(batches) > 1, {}
+    for B in batches:  # every run's config is checked before any run
+        at_b = replace(base, prompts_per_step=B)
         full = full_rollouts or full_steps * B * base.num_generations
         chosen = (parse_rules(rules, full, one_rollouts, B) if rules
                   else default_rules(full, one_rollouts, prompts_per_step=B))
-        rule_sets[B] = [vars(r) for r in chosen]
+        for rule in chosen:
+            try:
+                cfg = rule.config(at_b)
+                for seed in seeds:
+                    replace(cfg, seed=seed)
+            except ConfigError as err:
+                raise ConfigError(f"rule {rule.label!r} with {B} candidates "
+                                  f"a step: {err}") from err
+            if not (cfg.max_rollouts or cfg.max_steps):
+                raise ConfigError(f"rule {rule.label!r} has no budget (0 "
+                                  "rollouts); give its rules > 0 rollouts")
+        plan[B] = at_b, chosen
+    rule_sets = {B: [vars(r) for r in chosen]
+                 for B, (_, chosen) in plan.items()}
+    for B, (at_b, chosen) in plan.items():
         folder = Path(out_dir) / f"B{B}" if sweep else Path(out_dir)
-        results = run_rules(chosen, list(seeds), replace(
-            base, prompts_per_step=B), folder, resume=resume, log=log)
+        results = run_rules(chosen, list(seeds), at_b, folder,
+                            resume=resume, log=log)
         small = batches[0]
         if B != small and "full" in out[small][0]:
             results[f"full@{small}"] = out[small][0]["full"]

@@ -11,31 +11,110 @@ on the embedded model with no budget; a *preset* is a complete run:
 * ``DoprConfig.consumer_gpu()``: DoPR on Qwen2.5-Math-1.5B in 4-bit with
   LoRA, on one 8-24 GB card.
 
-``DoprConfig(...)`` checks every field when it is built (types, ranges, the
-names of the reward and the selector and its arguments) and builds nothing.
+``DoprConfig(...)`` checks every field when it is built (types, read from
+the annotations by :func:`field_types`; ranges; the names of the reward and
+the selector and its arguments; a step that fits the pool and the budget)
+and loads nothing.
 Every run writes its config as JSON next to its results.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
-import os
 import sys
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from dopr_lite.errors import ConfigError
+from dopr_lite.files import write_atomic
 from dopr_lite.rewards import reward_names
-from dopr_lite.select import can_warm_start, check_selector
+from dopr_lite.select import can_warm_start, check_selector, make_selector
 from dopr_lite.task import DEFAULT_MIX, FAMILIES, MixError, TaskMix
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 SCALE_REWARDS = ("group", "batch", "none")
 DTYPES = ("float32", "bfloat16", "float16")
 BAD_ROWS = ("error", "skip")
-_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool,
-          "dict": dict}
+SEED_BOUND = 2**62  # torch takes 64-bit seeds; offsets are added to ours
+TRUE, FALSE = ("true", "1"), ("false", "0")  # bools on the command line
+NONE = ("none", "null")  # an optional field's None on the command line
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """A config field's type as its annotation declares it: ``base`` (int,
+    float, bool, str or dict) and whether None is allowed (``int | None``).
+    One table of these (:func:`field_types`) serves both validation and
+    the command line's ``--set FIELD=VALUE``."""
+
+    base: type
+    optional: bool = False
+
+    def __str__(self) -> str:
+        return self.base.__name__ + (" | None" if self.optional else "")
+
+    @property
+    def expects(self) -> str:
+        """What command-line text this type takes, for messages."""
+        text = {bool: "true or false", dict: "a JSON object"}.get(
+            self.base, self.base.__name__)
+        return text + (" or none" if self.optional else "")
+
+    def accepts(self, value) -> bool:
+        """Whether ``value`` has this type (a bool is no int; an int is a
+        float)."""
+        if value is None:
+            return self.optional
+        if isinstance(value, bool):
+            return self.base is bool
+        if self.base is float:
+            return isinstance(value, (int, float))
+        return isinstance(value, self.base)
+
+    def parse(self, raw: str):
+        """Command-line text as a value of this type; ValueError if it is
+        none (dicts are JSON, bools true/false/1/0, None none/null)."""
+        word = raw.strip().lower()
+        if self.optional and word in NONE:
+            return None
+        if self.base is bool:
+            if word not in TRUE + FALSE:
+                raise ValueError(f"expected one of {TRUE + FALSE}")
+            return word in TRUE
+        if self.base is dict:
+            return json.loads(raw)
+        return self.base(raw)
+
+
+def check_seed(seed: int, name: str = "config field 'seed'") -> None:
+    """Refuse a seed torch cannot take (it takes 64-bit integers, and
+    offsets are added to ours); ``name`` is what the message calls it."""
+    if not -SEED_BOUND < seed < SEED_BOUND:
+        raise ConfigError(f"{name}: must be between -2**62 and 2**62 (torch "
+                          f"seeds are 64-bit integers), got {seed}")
+
+
+@functools.cache
+def field_types(cls=None) -> dict[str, FieldType]:
+    """Each field of ``cls`` (default :class:`DoprConfig`) with its
+    :class:`FieldType`, read from the dataclass's annotations."""
+    cls = cls or DoprConfig
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in fields(cls):
+        hint, optional = hints[f.name], False
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(hint) if a is not type(None)]
+            if len(args) != 1:
+                raise TypeError(f"config field {f.name!r}: one type or one "
+                                f"type | None, not {hint}")
+            hint, optional = args[0], True
+        out[f.name] = FieldType(typing.get_origin(hint) or hint, optional)
+    return out
 
 
 def _installed(module: str) -> bool:
@@ -201,11 +280,10 @@ class DoprConfig:
         def bad(name, why):
             raise ConfigError(f"config field {name!r}: {why}")
 
-        for f in fields(self):  # types first: a "8" from JSON is no int
-            value, want = getattr(self, f.name), _TYPES[f.type]
-            if not isinstance(value, want) or (
-                    isinstance(value, bool) and f.type != "bool"):
-                bad(f.name, f"expected {f.type}, got {value!r}")
+        for name, kind in field_types(type(self)).items():
+            value = getattr(self, name)  # types first: "8" from JSON
+            if not kind.accepts(value):  # is no int
+                bad(name, f"expected {kind}, got {value!r}")
         if self.num_generations < 2:
             bad("num_generations", "GRPO needs G >= 2 rollouts per prompt "
                 "to compare them (got %d)" % self.num_generations)
@@ -238,9 +316,18 @@ class DoprConfig:
             bad("lora_dropout", "must be in [0, 1)")
         if not 0 <= self.label_noise <= 1:
             bad("label_noise", "must be in [0, 1]")
-        if self.epsilon < 0 or self.epsilon_high < 0 or self.top_k < 0:
-            bad("epsilon" if self.epsilon < 0 else "epsilon_high"
-                if self.epsilon_high < 0 else "top_k", "must be >= 0")
+        for name in ("epsilon", "epsilon_high", "top_k"):
+            if getattr(self, name) < 0:
+                bad(name, "must be >= 0")
+        check_seed(self.seed)
+        if self.dataset == "embedded" and self.n_train < 1:
+            bad("n_train", "the embedded task needs an RL pool of >= 1 "
+                "prompt (0, no limit, is for a data file's rows)")
+        if self.n_train and self.prompts_per_step > self.n_train:
+            bad("prompts_per_step", f"{self.prompts_per_step} candidates a "
+                f"step from a pool of n_train={self.n_train} prompts would "
+                "repeat prompts within every step; set prompts_per_step <= "
+                f"{self.n_train} or raise n_train")
         for name in ("dtype", "bnb_compute_dtype"):
             if getattr(self, name) not in DTYPES:
                 bad(name, f"use one of {DTYPES}")
@@ -259,10 +346,29 @@ class DoprConfig:
             bad("preflight", f"selector {self.selector!r} keeps no "
                 "per-prompt success rates to start from a pre-flight; use "
                 "thompson or dopr, or unset preflight")
+        self._check_step_fits_budget()
         try:
             self.task_mix()
         except MixError as err:
             bad(f"task_{err.field}", str(err))
+
+    def _check_step_fits_budget(self) -> None:
+        """The loop stops at the first step that reaches ``max_rollouts``;
+        a budget smaller than one step's rollouts is a mistake (often a
+        ``prompts_per_step`` meant for another rule), refused here."""
+        picks = make_selector(self.selector, **self.selector_args).shape.picks
+        prompts = picks or self.prompts_per_step
+        step = prompts * self.num_generations
+        if self.max_rollouts and step > self.max_rollouts:
+            knobs = ("prompts_per_step or num_generations" if picks is None
+                     else "num_generations")
+            raise ConfigError(
+                f"config field 'max_rollouts': one step of selector "
+                f"{self.selector!r} rolls out {prompts} prompt"
+                f"{'s' * (prompts > 1)} x G={self.num_generations} = "
+                f"{step:,} rollouts, more than the budget of "
+                f"{self.max_rollouts:,}; raise max_rollouts to >= {step:,} "
+                f"or lower {knobs}")
 
     def task_mix(self) -> TaskMix:
         """The embedded task's mix these fields ask for."""
@@ -280,10 +386,7 @@ class DoprConfig:
 
     def save(self, path: Path) -> None:
         """Write the config as JSON, atomically (temp file + rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "DoprConfig":

@@ -187,7 +187,9 @@ def _rows_to_dataset(rows, labels, source: str, cfg: DoprConfig, tokenizer,
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a JSONL file; anything else is a DataError naming the line."""
+    """Rows of a JSONL data file, strictly: anything but one JSON object
+    per line is a DataError naming the line (a run's own logs are read
+    leniently: :func:`dopr_lite.runlog.read_log`)."""
     return [row for _, row in _read_jsonl_lines(path)]
 
 

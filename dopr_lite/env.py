@@ -38,9 +38,6 @@ def set_seed(seed: int) -> None:
 
 def preset_name() -> str:
     """The preset ``$DOPR_PRESET`` names (default ``tiny``)."""
-    if "DOPR_PROFILE" in os.environ and "DOPR_PRESET" not in os.environ:
-        raise ConfigError("DOPR_PROFILE was renamed DOPR_PRESET; set "
-                          f"DOPR_PRESET={os.environ['DOPR_PROFILE']} instead")
     name = os.environ.get("DOPR_PRESET", "tiny")
     if name not in PRESETS:
         raise ConfigError(f"DOPR_PRESET={name!r}: use one of "
@@ -65,18 +62,35 @@ def versions() -> dict:
     return out
 
 
+_CLEAR_REFS = Path("/proc/self/clear_refs")  # Linux: "5" resets VmHWM
+_STATUS = Path("/proc/self/status")
+
+
 def reset_peak_memory() -> None:
-    """Start a new peak for :func:`peak_memory_gb` (CUDA only: a process's
-    peak resident memory cannot be reset)."""
+    """Start a new peak for :func:`peak_memory_gb`: on CUDA torch's peak
+    statistics, on a Linux CPU the process's resident high-water mark
+    (``/proc/self/clear_refs``); elsewhere a CPU peak cannot be reset."""
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
+    elif _CLEAR_REFS.exists():
+        try:
+            _CLEAR_REFS.write_text("5")
+        except OSError:  # not permitted here: the peak then only grows
+            pass
 
 
 def peak_memory_gb() -> float:
-    """Peak device memory since the last reset on CUDA (allocated by
-    torch); on CPU the process's peak resident memory so far."""
+    """Peak memory since the last :func:`reset_peak_memory`: on CUDA the
+    peak allocated by torch; on a Linux CPU the process's peak resident
+    memory (``VmHWM``); elsewhere the process's peak so far."""
     if torch.cuda.is_available():
         return round(torch.cuda.max_memory_allocated() / 1e9, 3)
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) * 1024 / 1e9, 3)
+    except OSError:
+        pass
     if resource is None:  # Windows
         return float("nan")
     scale = 1 if sys.platform == "darwin" else 1024  # bytes vs KiB

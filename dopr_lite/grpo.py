@@ -17,6 +17,18 @@ Token aggregation (``loss_type``):
 * ``dr_grpo``: sum over tokens / (sequences * max_new_tokens);
 * ``dapo``: sum over tokens / total tokens in the batch (Yu et al. 2025).
 
+What the defaults make of this (``num_iterations=1``, ``beta=0``,
+``scale_rewards="group"``, ``loss_type="dr_grpo"``):
+
+* one update per batch: the old log-probs are the current ones, detached,
+  so the ratio is exactly 1 and clipping never fires (``clip_frac`` 0);
+* no KL term (``kl`` 0; the reference pass is not run);
+* hence REINFORCE with a group-mean baseline, with GRPO's std-scaled
+  advantages and Dr. GRPO's constant normaliser: a hybrid that is neither
+  GRPO (per-sequence token means) nor Dr. GRPO (no std scaling) as
+  published.  ``scale_rewards="none"`` gives Dr. GRPO, ``loss_type="grpo"``
+  GRPO's aggregation.
+
 The update is micro-batched: each micro-batch's loss is scaled so the summed
 gradients equal the full batch's, so memory is bounded by ``micro_batch``.
 Groups whose rewards are all equal carry no signal; their fraction is logged
@@ -27,9 +39,11 @@ not finite is skipped, with the reason, so NaN never reaches the weights.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import torch
 
+from dopr_lite.config import DoprConfig
 from dopr_lite.policy import reference_mode
 from dopr_lite.rollout import Rollouts, token_logprobs
 
@@ -116,49 +130,83 @@ def grpo_loss(logp, old_logp, adv, weights, *, ref_logp=None, beta=0.0,
     return loss, stats
 
 
-def grpo_update(model, optimizer, rollouts: Rollouts, advantages, *,
-                loss_type="dr_grpo", max_new_tokens=48, beta=0.0,
-                entropy_coef=0.0, eps_low=0.2, eps_high=None,
-                temperature=1.0, micro_batch=64, max_grad_norm=1.0,
-                trainable=None) -> dict:
+@dataclass(frozen=True)
+class GRPOSettings:
+    """How :func:`grpo_update` computes and applies the loss (the
+    defaults are :func:`grpo_update`'s; a run builds its own once, with
+    :meth:`from_config`)."""
+
+    loss_type: str = "dr_grpo"  # token aggregation: grpo | dr_grpo | dapo
+    max_new_tokens: int = 48  # dr_grpo's constant normaliser
+    beta: float = 0.0  # KL weight (0: the reference pass is not run)
+    entropy_coef: float = 0.0  # entropy bonus weight
+    eps_low: float = 0.2  # clip range, lower side
+    eps_high: float | None = None  # upper side (None: eps_low)
+    temperature: float = 1.0  # the sampling temperature, for log-probs
+    micro_batch: int = 64  # sequences per forward/backward pass
+    max_grad_norm: float = 1.0  # gradient clipping norm
+
+    @classmethod
+    def from_config(cls, cfg: DoprConfig) -> "GRPOSettings":
+        return cls(loss_type=cfg.loss_type,
+                   max_new_tokens=cfg.max_new_tokens, beta=cfg.beta,
+                   entropy_coef=cfg.entropy_coef, eps_low=cfg.epsilon,
+                   eps_high=cfg.epsilon_high, temperature=cfg.temperature,
+                   micro_batch=cfg.micro_batch,
+                   max_grad_norm=cfg.max_grad_norm)
+
+    @property
+    def regularised(self) -> bool:
+        """The loss has a term besides the advantages (KL or entropy), so
+        a batch whose advantages are all 0 still has a gradient."""
+        return bool(self.beta or self.entropy_coef)
+
+
+def grpo_update(model, optimizer, rollouts: Rollouts, advantages,
+                settings: GRPOSettings | None = None, *, trainable=None,
+                **overrides) -> dict:
     """One optimiser step on a batch of rollouts; returns its statistics
     (``skipped``: why no step was taken, "" if one was; ``nonfinite``: the
     loss or gradient held NaN/inf, so the step was skipped).
 
-    ``advantages`` is per rollout, shape (N,).  Uses
-    ``rollouts.old_logprobs`` when set (several updates per batch), else the
-    current policy's detached log-probs (one update per batch, as in TRL).
+    ``advantages`` is per rollout, shape (N,).  ``settings``: a
+    :class:`GRPOSettings`, or its fields as keywords (``loss_type=...``),
+    which override ``settings``'s.  Uses ``rollouts.old_logprobs`` when set
+    (several updates per batch), else the current policy's detached
+    log-probs (one update per batch, as in TRL).
     """
+    s = replace(settings or GRPOSettings(), **overrides)
     params = trainable or [p for p in model.parameters() if p.requires_grad]
     ids, mask = rollouts.input_ids, rollouts.attention_mask
     cmask = rollouts.completion_mask
     n_comp = cmask.shape[1]
-    weights = loss_normaliser(cmask, loss_type, max_new_tokens)
+    weights = loss_normaliser(cmask, s.loss_type, s.max_new_tokens)
     adv = advantages.to(ids.device).float()
     totals = {"loss": 0.0, "clip_frac": 0.0, "entropy": 0.0, "kl": 0.0}
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    for s in range(0, ids.shape[0], micro_batch):
-        sl = slice(s, s + micro_batch)
+    for start in range(0, ids.shape[0], s.micro_batch):
+        sl = slice(start, start + s.micro_batch)
         logp, ent = token_logprobs(model, ids[sl], mask[sl], n_comp,
-                                   temperature, with_entropy=True)
+                                   s.temperature, with_entropy=True)
         old = (rollouts.old_logprobs[sl] if rollouts.old_logprobs is not None
                else logp.detach())
         ref = None
-        if beta > 0:
+        if s.beta > 0:
             with torch.no_grad(), reference_mode(model):
                 ref, _ = token_logprobs(model, ids[sl], mask[sl], n_comp,
-                                        temperature)
+                                        s.temperature)
         loss, stats = grpo_loss(
-            logp, old, adv[sl], weights[sl], ref_logp=ref, beta=beta,
-            entropy=ent if entropy_coef else ent.detach(),
-            entropy_coef=entropy_coef, eps_low=eps_low, eps_high=eps_high)
+            logp, old, adv[sl], weights[sl], ref_logp=ref, beta=s.beta,
+            entropy=ent if s.entropy_coef else ent.detach(),
+            entropy_coef=s.entropy_coef, eps_low=s.eps_low,
+            eps_high=s.eps_high)
         loss.backward()
         totals["loss"] += loss.item()
         for k, v in stats.items():
             totals[k] += float(v.detach())
     model.eval()
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
     totals["grad_norm"] = float(grad_norm)
     if not (math.isfinite(totals["loss"]) and math.isfinite(grad_norm)):
         optimizer.zero_grad(set_to_none=True)

@@ -27,23 +27,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import GenerationConfig
 
 from dopr_lite.checkpoint import (check_resumable, discard, restore,
                                   save_checkpoint)
 from dopr_lite.config import DoprConfig
-from dopr_lite.data import PromptData, load_prompts
+from dopr_lite.data import PromptData
 from dopr_lite.env import peak_memory_gb, reset_peak_memory
 from dopr_lite.errors import ConfigError, NonFiniteLogits
 from dopr_lite.evaluation import evaluate
-from dopr_lite.grpo import group_advantages, grpo_update, zero_std_fraction
+from dopr_lite.grpo import (GRPOSettings, group_advantages, grpo_update,
+                            zero_std_fraction)
 from dopr_lite.guards import NonFiniteStreak, oom_advice, stop_after_step
-from dopr_lite.policy import (Policy, load_policy, load_tokenizer,
-                              resolve_source)
-from dopr_lite.preflight import read_counts
+from dopr_lite.inputs import load_inputs
+from dopr_lite.policy import Policy
+from dopr_lite.preflight import warm_start
 from dopr_lite.rewards import get_reward
 from dopr_lite.rollout import (RolloutCounter, Rollouts, concat_rollouts,
-                               generate_rollouts, prompt_entropy,
-                               select_groups, take_rows)
+                               generate_rollouts, generation_config,
+                               prompt_entropy, select_groups, take_rows)
 from dopr_lite.runlog import Progress, RunLog, RunResult
 from dopr_lite.select import (DRAW_SEED_STRIDE, PromptHistory, SelectContext,
                               Selector, candidate_batch, feedback,
@@ -57,6 +59,16 @@ ALL_EQUAL = "all groups have zero reward variance"  # the routine skip
 def step_seed(seed: int, step: int) -> int:
     """The torch seed of ``step``: a pure function of (seed, step)."""
     return (seed * 1_000_003 + step * 7_919 + 17) % (2**63 - 1)
+
+
+@dataclass(frozen=True)
+class Request:
+    """``per_prompt`` rollouts of each of ``prompts`` (pool indices),
+    counted as ``kind`` (:data:`~dopr_lite.rollout.KINDS`)."""
+
+    prompts: list[int]
+    per_prompt: int
+    kind: str
 
 
 @dataclass
@@ -75,12 +87,27 @@ class Groups:
 
 
 @dataclass
+class StepRollouts:
+    """What a step generated: every group (``seen``, each scored), the
+    groups it trains on (``batch``; None if none is left) and the probes its
+    rule asked for on the next step's candidates (``probed``; None if
+    none)."""
+
+    seen: list[Groups] = field(default_factory=list)
+    batch: Groups | None = None
+    probed: Groups | None = None
+
+
+@dataclass
 class Run:
     """What a step reads and changes: the policy and its optimizer, the
     prompt pool and held-out set, the reward, the selection rule, and the
-    ledgers (rollout counts, prompt visits).  ``Run.start(cfg)`` builds
-    whatever is not given, checking the model source and the data before
-    it loads the model, so that a bad path or row fails in seconds."""
+    ledgers (rollout counts, prompt visits), and the sampling and update
+    settings (one ``GenerationConfig``, one ``GRPOSettings``, built from
+    ``cfg`` once).  ``Run.start(cfg)``
+    builds whatever is not given, checking the model source, the data and
+    a pre-flight file before it loads the model, so that a bad path, row
+    or file fails in seconds."""
 
     cfg: DoprConfig
     policy: Policy
@@ -91,25 +118,23 @@ class Run:
     counter: RolloutCounter = field(default_factory=RolloutCounter)
     history: PromptHistory = field(default_factory=PromptHistory)
     shuffle_rewards: bool = False  # a control: rewards permuted, no signal
+    generation: GenerationConfig = field(init=False)  # cfg's sampling
+    grpo: GRPOSettings = field(init=False)  # cfg's update
+
+    def __post_init__(self):
+        self.generation = generation_config(self.cfg)
+        self.grpo = GRPOSettings.from_config(self.cfg)
 
     @classmethod
     def start(cls, cfg: DoprConfig, *, policy: Policy | None = None,
               data: PromptData | None = None, reward_fn=None,
               selector: Selector | None = None, shuffle_rewards=False,
               log=print) -> "Run":
-        if policy is None:
-            resolve_source(cfg.model)  # a missing model fails first
-        data = data or load_prompts(cfg, policy.tokenizer if policy
-                                    else load_tokenizer(cfg))
-        warm = read_counts(cfg.preflight, data.train) if cfg.preflight \
-            else None  # a bad file fails before the model loads
-        if warm and cfg.max_rollouts and warm.rollouts >= cfg.max_rollouts:
-            raise ConfigError(
-                f"config field 'preflight': its {warm.rollouts:,} rollouts "
-                f"count in this run's cost and already exceed max_rollouts "
-                f"({cfg.max_rollouts:,}); raise max_rollouts or measure "
-                "fewer prompts (dopr-lite preflight --prompts N --k K)")
-        policy = policy or load_policy(cfg)
+        # a bad model path, data row or pre-flight file fails before the
+        # model loads: in seconds, not minutes
+        policy, data, warm = load_inputs(
+            cfg, policy=policy, data=data,
+            check=lambda loaded: warm_start(cfg, loaded.train))
         for reason, info in data.skipped.items():
             log(f"skipped {info['count']} rows ({reason}); first ids "
                 f"{info['first_ids']}")
@@ -131,8 +156,8 @@ class Run:
         return SelectContext(
             step=step, history=self.history, seed=self.cfg.seed,
             num_generations=self.cfg.num_generations,
-            probe=lambda prompts, n: sample_groups(
-                self, [(prompts, n, "probe")])[0].rewards,
+            probe_rewards=lambda prompts, n: sample_groups(
+                self, [Request(prompts, n, "probe")])[0].rewards,
             entropy=lambda prompts: prompt_entropy(
                 self.policy.model, self.policy.tokenizer,
                 [self.data.train[i]["prompt"] for i in prompts],
@@ -149,48 +174,46 @@ class Run:
         self.selector.load_state_dict(state["selector"])
 
 
-def sample_groups(run: Run, requests: list[tuple[list[int], int, str]]
-                  ) -> list[Groups]:
-    """For each ``(prompts, n, kind)`` request, ``n`` rollouts of each of
-    ``prompts`` counted as ``kind`` and scored by the run's reward, all in
-    ONE ``generate`` call: the group a step trains on and the probes its
+def sample_groups(run: Run, requests: list[Request]) -> list[Groups]:
+    """Each request's rollouts, scored by the run's reward, all in ONE
+    ``generate`` call: the group a step trains on and the probes its
     selection rule asks for share the call (latency, not rows, is what a
     small call costs)."""
     cfg, pool = run.cfg, run.data.train
-    flat = [i for prompts, _, _ in requests for i in prompts]
-    counts = [n for prompts, n, _ in requests for _ in prompts]
+    flat = [i for r in requests for i in r.prompts]
+    counts = [r.per_prompt for r in requests for _ in r.prompts]
+    # roll out
     ro = generate_rollouts(
         run.policy.model, run.policy.tokenizer,
         [pool[i]["prompt"] for i in flat], counts,
-        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-        top_p=cfg.top_p, top_k=cfg.top_k, counter=run.counter,
-        kind=[kind for prompts, _, kind in requests for _ in prompts],
+        generation_config=run.generation, counter=run.counter,
+        kind=[r.kind for r in requests for _ in r.prompts],
         with_logprobs=cfg.num_iterations > 1 and any(
-            kind == "train" for _, _, kind in requests),
+            r.kind == "train" for r in requests),
         micro_batch=cfg.micro_batch)
+    # reward
     columns = {c: [pool[i][c] for i, n in zip(flat, counts, strict=True)
                    for _ in range(n)]
                for c in pool.column_names if c != "prompt"}
     rewards = torch.tensor(run.reward_fn(ro.texts, **columns),
                            dtype=torch.float32)
     out, start = [], 0
-    for prompts, n, _ in requests:
-        rows = list(range(start, start + len(prompts) * n))
-        out.append(Groups(list(prompts), take_rows(ro, rows, n),
-                          rewards[rows].view(len(prompts), n)))
+    for r in requests:
+        n = r.per_prompt
+        rows = list(range(start, start + len(r.prompts) * n))
+        out.append(Groups(list(r.prompts), take_rows(ro, rows, n),
+                          rewards[rows].view(len(r.prompts), n)))
         start = rows[-1] + 1
     return out
 
 
-def roll_out(run: Run, ctx: SelectContext) -> tuple[list[Groups],
-                                                    Groups | None,
-                                                    Groups | None]:
+def roll_out(run: Run, ctx: SelectContext) -> StepRollouts:
     """Pick prompts from the step's candidate batch; roll each out G times.
 
-    Returns every group generated, the groups to train on (None if none is
-    left) and the probes the rule asked for on the next step's candidates
-    (:meth:`~dopr_lite.select.Selector.probes_ahead`; None if none), which
-    share the step's ``generate`` call.  A rule that refills
+    Returns every group generated, the groups to train on and the probes
+    the rule asked for on the next step's candidates
+    (:meth:`~dopr_lite.select.Selector.probes_ahead`), which share the
+    step's ``generate`` call.  A rule that refills
     (``shape.draws > 1``: DAPO's dynamic sampling) drops all-equal groups
     and draws further candidate batches until ``prompts_per_step`` groups
     are kept or its draws are spent; every rollout generated counts as
@@ -201,14 +224,15 @@ def roll_out(run: Run, ctx: SelectContext) -> tuple[list[Groups],
     for draw in range(shape.draws):
         candidates = candidate_batch(ctx.step, pool, cfg.prompts_per_step,
                                      cfg.seed + DRAW_SEED_STRIDE * draw)
-        picks = run.selector.select(candidates, ctx)
-        requests = [(picks, cfg.num_generations, "train")]
+        picks = run.selector.select(candidates, ctx)  # pick
+        requests = [Request(picks, cfg.num_generations, "train")]
         if draw == 0:  # even at the last step: a run resumed with a
             #            larger budget must replay the longer run
             ahead, n = run.selector.probes_ahead(candidate_batch(
                 ctx.step + 1, pool, cfg.prompts_per_step, cfg.seed), ctx)
             if ahead:
-                requests.append((ahead, n, "probe"))
+                requests.append(Request(ahead, n, "probe"))
+        # roll out and reward, the probes ahead in the same call
         groups, *ahead_groups = sample_groups(run, requests)
         probed = ahead_groups[0] if ahead_groups else probed
         seen.append(groups)
@@ -221,70 +245,75 @@ def roll_out(run: Run, ctx: SelectContext) -> tuple[list[Groups],
             n_kept += len(keep)
         if n_kept >= cfg.prompts_per_step:
             break
-    if not kept:
-        return seen, None, probed
-    return seen, Groups(
-        [i for g in kept for i in g.prompts],
-        concat_rollouts([g.rollouts for g in kept],
-                        run.policy.tokenizer.pad_token_id),
-        torch.cat([g.rewards for g in kept])), probed
+    batch = Groups([i for g in kept for i in g.prompts],
+                   concat_rollouts([g.rollouts for g in kept],
+                                   run.policy.tokenizer.pad_token_id),
+                   torch.cat([g.rewards for g in kept])) if kept else None
+    return StepRollouts(seen, batch, probed)
 
 
 def update(run: Run, batch: Groups) -> dict:
-    """Group-relative advantages, then GRPO's ``num_iterations`` updates
-    (none if every advantage is 0: all groups' rewards were equal)."""
+    """Group-relative advantages, then GRPO's ``num_iterations`` updates.
+
+    None if every advantage is 0 (all groups' rewards were equal) and the
+    loss has no other term: with an entropy bonus or a KL penalty the step
+    still has a gradient, so it is taken."""
     cfg, rewards = run.cfg, batch.rewards
     if run.shuffle_rewards:
         perm = torch.randperm(rewards.numel())
         rewards = rewards.view(-1)[perm].view_as(rewards)
     adv = group_advantages(rewards, cfg.scale_rewards).view(-1)
-    if not adv.abs().max() > 0:
+    if not (adv.abs().max() > 0 or run.grpo.regularised):
         return {"skipped": ALL_EQUAL, "nonfinite": False}
+    trainable = list(run.policy.trainable_parameters().values())
     for _ in range(cfg.num_iterations):
-        stats = grpo_update(
-            run.policy.model, run.optimizer, batch.rollouts, adv,
-            loss_type=cfg.loss_type, max_new_tokens=cfg.max_new_tokens,
-            beta=cfg.beta, entropy_coef=cfg.entropy_coef,
-            eps_low=cfg.epsilon, eps_high=cfg.epsilon_high,
-            temperature=cfg.temperature, micro_batch=cfg.micro_batch,
-            max_grad_norm=cfg.max_grad_norm,
-            trainable=list(run.policy.trainable_parameters().values()))
+        stats = grpo_update(run.policy.model, run.optimizer, batch.rollouts,
+                            adv, run.grpo, trainable=trainable)
     return stats
 
 
-def train_step(run: Run, step: int) -> dict:
+def train_step(run: Run, step: int, last: dict | None = None) -> dict:
     """One step: pick -> roll out -> reward -> advantages -> update -> tell
-    the selector.  Returns the step's metrics row."""
-    t0, shape = time.time(), run.selector.shape
+    the selector.  Returns the step's metrics row, whose running totals
+    (``updates``, ``train_seconds``) continue ``last``, the previous row."""
+    t0, shape, last = time.time(), run.selector.shape, last or {}
     torch.manual_seed(step_seed(run.cfg.seed, step))
     reset_peak_memory()
     ctx = run.context(step)
+    # 1-3. pick, roll out, reward (the rule picks; one generate call)
     try:
         with oom_advice(run.cfg, "rollouts", shape):
-            seen, batch, probed = roll_out(run, ctx)
+            rolled = roll_out(run, ctx)
     except NonFiniteLogits as err:  # skip the step; NonFiniteStreak counts
-        seen, batch, probed = [], None, None
+        rolled = StepRollouts()
         stats = {"skipped": f"non-finite logits in generation ({err})",
                  "nonfinite": True}
+    # 4-5. advantages, update
     t_update = time.time()
-    if batch is not None:
+    if rolled.batch is not None:
         with oom_advice(run.cfg, "update", shape):
-            stats = update(run, batch)
-    elif seen:
+            stats = update(run, rolled.batch)
+    elif rolled.seen:
         stats = {"skipped": ALL_EQUAL, "nonfinite": False}
-    for groups in seen:
+    # 6. tell the selector every group's rewards, and the probes'
+    for groups in rolled.seen:
         feedback(run.selector, groups.prompts, groups.rewards, ctx)
-    if probed is not None:
-        run.selector.observe_probes(probed.prompts, probed.rewards, ctx)
-    return {"step": step + 1, **_seen_stats(run, seen, batch), **stats,
-            "rollout_seconds": t_update - t0,
-            "update_seconds": time.time() - t_update,
-            "peak_memory_gb": peak_memory_gb(),
-            "seconds": time.time() - t0}
+    if rolled.probed is not None:
+        run.selector.observe_probes(rolled.probed.prompts,
+                                    rolled.probed.rewards, ctx)
+    row = {"step": step + 1, **_rollout_stats(run, rolled), **stats,
+           "rollout_seconds": t_update - t0,
+           "update_seconds": time.time() - t_update,
+           "peak_memory_gb": peak_memory_gb(),
+           "seconds": time.time() - t0}
+    return row | {
+        "updates": last.get("updates", 0) + (not row["skipped"]),
+        "train_seconds": last.get("train_seconds", 0.0) + row["seconds"]}
 
 
-def _seen_stats(run: Run, seen: list[Groups], batch: Groups | None) -> dict:
+def _rollout_stats(run: Run, rolled: StepRollouts) -> dict:
     """What the step generated: rollout counts, prompts, rewards, lengths."""
+    seen, batch = rolled.seen, rolled.batch
     prompts = [i for g in seen for i in g.prompts]
     rewards = (torch.cat([g.rewards for g in seen]) if seen
                else torch.full((1, 1), float("nan")))
@@ -310,8 +339,7 @@ def evaluate_run(run: Run, step: int, last: dict) -> dict:
     with oom_advice(cfg, "evaluation", run.selector.shape):
         scores = evaluate(pol.model, pol.tokenizer, run.data.test,
                           run.reward_fn, k=cfg.eval_k,
-                          max_new_tokens=cfg.max_new_tokens,
-                          temperature=cfg.temperature,
+                          generation_config=run.generation,
                           batch_size=cfg.eval_batch,
                           seed=cfg.seed + EVAL_SEED_OFFSET,
                           counter=run.counter, by=GROUP_BY if GROUP_BY
@@ -381,11 +409,8 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
     nonfinite = NonFiniteStreak()
     with stop_after_step(log) as interrupted:
         while budget_left(cfg, step, run.counter):
-            row = train_step(run, step)
-            step, last = step + 1, logs.last_metrics
-            row["updates"] = last.get("updates", 0) + (not row["skipped"])
-            row["train_seconds"] = (last.get("train_seconds", 0.0)
-                                    + row["seconds"])
+            row = train_step(run, step, logs.last_metrics)
+            step += 1
             logs.add_metrics(row)
             nonfinite.check(row, log)
             bar.update(row, logs.evals[-1]["accuracy"])

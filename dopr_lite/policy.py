@@ -42,10 +42,6 @@ class Policy:
     device: torch.device
     source: str
 
-    @property
-    def is_peft(self) -> bool:
-        return hasattr(self.model, "disable_adapter")
-
     def trainable_parameters(self) -> dict[str, torch.nn.Parameter]:
         return {n: p for n, p in self.model.named_parameters()
                 if p.requires_grad}

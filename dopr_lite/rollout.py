@@ -6,6 +6,12 @@ returns token ids, masks and decoded texts.  :func:`sequence_logprobs`
 scores completions under a model (used for behaviour log-probs when a batch
 is reused for several updates, and for the KL reference).
 
+The sampling settings are one ``transformers.GenerationConfig``, built once
+from the config by :func:`generation_config` and passed to training,
+evaluation and pre-flight alike (TRL's ``GRPOTrainer`` builds its own once,
+too); :func:`sampling_config` is the one translation of plain settings into
+it, for calls by hand.
+
 :class:`RolloutCounter` counts every generated sequence and token by kind:
 ``train`` (rollouts that feed an update), ``probe`` (rollouts a selection
 rule spends to decide) and ``eval``.  Training cost, the currency of every
@@ -14,12 +20,15 @@ comparison in this project, is ``train + probe``.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
-from transformers import LogitsProcessor, LogitsProcessorList
+from transformers import (GenerationConfig, LogitsProcessor,
+                          LogitsProcessorList)
 
+from dopr_lite.config import DoprConfig
 from dopr_lite.errors import NonFiniteLogits
 
 KINDS = ("train", "probe", "eval")
@@ -87,16 +96,68 @@ class Rollouts:
         return len(self.texts)
 
 
+def sampling_config(max_new_tokens: int = 48, temperature: float = 1.0,
+                    top_p: float = 1.0, top_k: int = 0, *,
+                    do_sample: bool = True,
+                    min_new_tokens: int = 0) -> GenerationConfig:
+    """Sampling settings as a ``GenerationConfig`` (the one translation of
+    them): ``top_k = 0`` is off; ``do_sample=False`` is greedy decoding,
+    its sampling knobs at transformers' neutral values so that a model's
+    own (a chat model's temperature, say) are not merged in and warned
+    about."""
+    if not do_sample:
+        return GenerationConfig(max_new_tokens=max_new_tokens,
+                                min_new_tokens=min_new_tokens,
+                                do_sample=False, temperature=1.0, top_p=1.0,
+                                top_k=50)
+    return GenerationConfig(max_new_tokens=max_new_tokens,
+                            min_new_tokens=min_new_tokens, do_sample=True,
+                            temperature=temperature, top_p=top_p, top_k=top_k)
+
+
+def generation_config(cfg: DoprConfig) -> GenerationConfig:
+    """The run's sampling settings (``max_new_tokens``, ``temperature``,
+    ``top_p``, ``top_k``), built once from ``cfg`` for rollouts,
+    evaluation and pre-flight alike."""
+    return sampling_config(cfg.max_new_tokens, cfg.temperature, cfg.top_p,
+                           cfg.top_k)
+
+
+def as_generation_config(config: GenerationConfig | None,
+                         settings: dict) -> GenerationConfig:
+    """``config``, or one built from ``settings`` (:func:`sampling_config`'s
+    keywords, for a call by hand); both at once is an error."""
+    if config is None:
+        return sampling_config(**settings)
+    if settings:
+        raise TypeError("pass the sampling settings in generation_config "
+                        f"or as keywords, not both: {sorted(settings)}")
+    return config
+
+
+def greedy_config(config: GenerationConfig) -> GenerationConfig:
+    """``config``'s length limits with greedy decoding (pass@1)."""
+    return sampling_config(config.max_new_tokens, do_sample=False,
+                           min_new_tokens=config.min_new_tokens or 0)
+
+
+def is_eos(ids: torch.Tensor, eos_id) -> torch.Tensor:
+    """True where ``ids`` holds an EOS token (``eos_id``: an id or a list
+    of ids, as a generation config holds it)."""
+    eos_ids = eos_id if isinstance(eos_id, (list, tuple)) else [eos_id]
+    found = torch.zeros_like(ids, dtype=torch.bool)
+    for e in eos_ids:
+        found |= ids == e
+    return found
+
+
 def completion_mask(ids: torch.Tensor, eos_id) -> torch.Tensor:
     """1 for every token up to and including the first EOS, else 0."""
-    eos_ids = eos_id if isinstance(eos_id, (list, tuple)) else [eos_id]
-    is_eos = torch.zeros_like(ids, dtype=torch.bool)
-    for e in eos_ids:
-        is_eos |= ids == e
+    eos = is_eos(ids, eos_id)
     # position of the first EOS (or the full width when none)
     width = ids.shape[1]
     idx = torch.arange(width, device=ids.device).expand_as(ids)
-    first = torch.where(is_eos, idx, torch.full_like(idx, width)).min(1).values
+    first = torch.where(eos, idx, torch.full_like(idx, width)).min(1).values
     return (idx <= first.unsqueeze(1)).long()
 
 
@@ -120,14 +181,18 @@ class NonFiniteGuard(LogitsProcessor):
 @torch.inference_mode()
 def generate_rollouts(model, tokenizer, prompts: list[str],
                       num_generations: int | list[int] = 1, *,
-                      max_new_tokens: int = 48, temperature: float = 1.0,
-                      top_p: float = 1.0, top_k: int = 0,
-                      do_sample: bool = True,
+                      generation_config: GenerationConfig | None = None,
                       counter: RolloutCounter | None = None,
                       kind: str | list[str] = "train",
-                      min_new_tokens: int = 0, with_logprobs: bool = False,
-                      micro_batch: int = 64) -> Rollouts:
+                      with_logprobs: bool = False, micro_batch: int = 64,
+                      **settings) -> Rollouts:
     """Sample ``num_generations`` completions per prompt in one call.
+
+    ``generation_config`` holds the sampling settings (the run's:
+    :func:`generation_config`); without it, ``settings`` are
+    :func:`sampling_config`'s keywords (``max_new_tokens``,
+    ``temperature``, ``top_p``, ``top_k``, ``do_sample``,
+    ``min_new_tokens``), for a call by hand.
 
     ``num_generations`` and ``kind`` may also be lists, one entry per
     prompt: a training group and a selection rule's probes then share one
@@ -143,6 +208,7 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
     """
     if not prompts:
         raise ValueError("generate_rollouts needs at least one prompt")
+    gen = as_generation_config(generation_config, settings)
     counts = ([num_generations] * len(prompts)
               if isinstance(num_generations, int) else list(num_generations))
     kinds = [kind] * len(prompts) if isinstance(kind, str) else list(kind)
@@ -157,26 +223,18 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
     eos = model.generation_config.eos_token_id
     if eos is None:
         eos = tokenizer.eos_token_id
-    gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
-                      use_cache=True, pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=eos, min_new_tokens=min_new_tokens)
-    if do_sample:
-        gen_kwargs.update(temperature=temperature, top_p=top_p,
-                          top_k=top_k or None)
-    else:  # greedy: clear sampling knobs so generate does not warn
-        gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+    gen = copy.deepcopy(gen)  # the caller's config stays as it was
+    gen.update(use_cache=True, pad_token_id=tokenizer.pad_token_id,
+               eos_token_id=eos)
     guard = NonFiniteGuard()
     out = model.generate(input_ids=ids, attention_mask=mask,
-                         logits_processor=LogitsProcessorList([guard]),
-                         **gen_kwargs)
+                         generation_config=gen,
+                         logits_processor=LogitsProcessorList([guard]))
     comp = out[:, ids.shape[1]:]
     cmask = completion_mask(comp, eos)
+    truncated = ~is_eos(comp, eos).any(1).cpu()
     comp = torch.where(cmask.bool(), comp,
                        torch.full_like(comp, tokenizer.pad_token_id))
-    eos_list = eos if isinstance(eos, (list, tuple)) else [eos]
-    has_eos = torch.zeros(comp.shape[0], dtype=torch.bool, device=device)
-    for e in eos_list:
-        has_eos |= (comp == e).any(1)
     texts = tokenizer.batch_decode(comp, skip_special_tokens=True)
     if counter is not None:
         row_kind = [k for k, n in zip(kinds, counts, strict=True)
@@ -195,11 +253,12 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
     group = torch.arange(len(prompts)).repeat_interleave(reps)
     ro = Rollouts(prompt_ids=ids, prompt_mask=mask, completion_ids=comp,
                   completion_mask=cmask, texts=texts, group=group,
-                  truncated=~has_eos.cpu(),
+                  truncated=truncated,
                   num_generations=counts[0] if len(set(counts)) == 1 else 0)
     if with_logprobs:
         ro.old_logprobs = sequence_logprobs(
-            model, ro, temperature if do_sample else 1.0, micro_batch)
+            model, ro, (gen.temperature or 1.0) if gen.do_sample else 1.0,
+            micro_batch)
     return ro
 
 

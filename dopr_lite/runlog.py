@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dopr_lite.faults import die, fault
+from dopr_lite.files import write_atomic
 from dopr_lite.rollout import RolloutCounter
 
 AXES = {"rollouts": "rollouts (train + probe)",
@@ -44,8 +44,10 @@ class RunResult:
         return self.evals[-1]["accuracy"]
 
 
-def read_jsonl(path: Path, max_step: int, log=print) -> list[dict]:
-    """Rows up to ``max_step``; a torn line (a crash mid-write) is dropped."""
+def read_log(path: Path, max_step: int, log=print) -> list[dict]:
+    """A log's rows up to ``max_step``, leniently: a torn line (a crash
+    mid-write) is dropped with a warning, not an error (data files are
+    read strictly: :func:`dopr_lite.data.read_jsonl`)."""
     if not path.is_file():
         return []
     rows = []
@@ -61,9 +63,7 @@ def read_jsonl(path: Path, max_step: int, log=print) -> list[dict]:
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     """Replace ``path`` with ``rows``, atomically."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -87,8 +87,8 @@ class RunLog:
         if fresh:
             for name in ("metrics.jsonl", "eval.jsonl"):
                 (self.out / name).unlink(missing_ok=True)
-        self.metrics = read_jsonl(self.out / "metrics.jsonl", step, log)
-        self.evals = read_jsonl(self.out / "eval.jsonl", step, log)
+        self.metrics = read_log(self.out / "metrics.jsonl", step, log)
+        self.evals = read_log(self.out / "eval.jsonl", step, log)
         write_jsonl(self.out / "metrics.jsonl", self.metrics)
         write_jsonl(self.out / "eval.jsonl", self.evals)
 
@@ -144,21 +144,30 @@ class Progress:
             self.bar.close()
 
 
-def summary_table(results: dict[str, RunResult]) -> str:
-    """A short text table: base/final accuracy, gain, rollouts, time."""
+def summary_table(results: dict[str, RunResult], seconds: bool = True) -> str:
+    """A short text table: base/final accuracy, gain, rollouts, steps and
+    (``seconds``) wall time; a ``pass@k`` column only where a run measured
+    it."""
+    def pass_at_k(r):
+        return next((v for k, v in r.evals[-1].items()
+                     if k.startswith("pass@")), None)
+
+    with_pk = any(pass_at_k(r) is not None for r in results.values())
     head = (f"{'run':<14}{'base acc':>9}{'final acc':>10}{'gain':>7}"
-            f"{'pass@k':>8}{'rollouts':>10}{'tokens':>9}{'steps':>6}"
-            f"{'time s':>8}")
+            + (f"{'pass@k':>8}" if with_pk else "")
+            + f"{'rollouts':>10}{'tokens':>9}{'steps':>6}"
+            + (f"{'time s':>8}" if seconds else ""))
     lines = [head, "-" * len(head)]
     for name, r in results.items():
-        last = r.evals[-1]
-        pk = next((v for k, v in last.items() if k.startswith("pass@")),
-                  float("nan"))
+        pk = pass_at_k(r)
         lines.append(
             f"{name:<14}{r.base_accuracy:>9.3f}{r.final_accuracy:>10.3f}"
-            f"{r.final_accuracy - r.base_accuracy:>+7.3f}{pk:>8.3f}"
-            f"{r.counter.cost:>10d}{r.counter.cost_tokens:>9d}"
-            f"{len(r.metrics):>6d}{r.seconds:>8.1f}")
+            f"{r.final_accuracy - r.base_accuracy:>+7.3f}"
+            + (f"{pk if pk is not None else float('nan'):>8.3f}"
+               if with_pk else "")
+            + f"{r.counter.cost:>10d}{r.counter.cost_tokens:>9d}"
+            f"{len(r.metrics):>6d}"
+            + (f"{r.seconds:>8.1f}" if seconds else ""))
     return "\n".join(lines)
 
 

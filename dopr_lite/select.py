@@ -87,8 +87,9 @@ class SelectContext:
     history: PromptHistory
     num_generations: int = 8  # G, rollouts each picked prompt will get
     seed: int = 0  # the run's seed (for seeded tie-breaks and sampling)
-    # probe(indices, n) -> rewards (len(indices), n); charged as "probe"
-    probe: Callable[[list[int], int], torch.Tensor] | None = None
+    # probe_rewards(indices, n) -> (len(indices), n) rewards of n new
+    # rollouts of each prompt, charged as "probe"
+    probe_rewards: Callable[[list[int], int], torch.Tensor] | None = None
     # entropy(indices) -> (len(indices),) policy entropy (nats) of the first
     # completion token; a forward pass over the prompts, no rollouts
     entropy: Callable[[list[int]], torch.Tensor] | None = None
@@ -114,10 +115,6 @@ class Shape:
     #                 this many candidate batches (DAPO's dynamic sampling)
 
     @property
-    def one_prompt(self) -> bool:
-        return self.picks == 1
-
-    @property
     def trains_all_it_generates(self) -> bool:
         """Every rollout feeds the update: what TRL's trainer can run."""
         return not self.probes and self.draws == 1
@@ -127,7 +124,6 @@ class Selector:
     """Base class: pick prompts from a candidate batch; learn from rewards."""
 
     name = "selector"
-    warm_starts = False  # keeps per-prompt success rates (``self.post``)
 
     @property
     def shape(self) -> Shape:
@@ -160,15 +156,10 @@ class Selector:
         :meth:`probes_ahead`'s probes, at the step that generated them."""
 
     def warm_start(self, counts: dict) -> None:
-        """Start from measured success counts ``{prompt: (right,
-        sampled)}`` (a pre-flight), observed at step 0; only rules that
-        keep a per-prompt posterior can."""
-        if not self.warm_starts:
-            raise ValueError(f"{self.name!r} keeps no per-prompt success "
-                             "rates to start from")
-        for prompt, (right, n) in counts.items():
-            self.post.observe(prompt, [1.0] * right + [0.0] * (n - right),
-                              step=0)
+        """Start from a pre-flight's success counts; only a
+        :class:`BayesianSelector` keeps per-prompt rates to start from."""
+        raise ValueError(f"{self.name!r} keeps no per-prompt success rates "
+                         "to start from")
 
     def state_dict(self) -> dict:
         return {}
@@ -210,7 +201,7 @@ class FixedOneShot(Selector):
 
     Wang et al. rank examples by the variance of their historical training
     accuracy in a previous run.  Without a previous run we spend probe
-    rollouts: the first step's candidates get ``probe_n`` rollouts each
+    rollouts: the first step's candidates get ``probe`` rollouts each
     (charged as ``probe``) and the prompt whose success rate has the largest
     variance p(1 - p) is used for every later step.
     """
@@ -218,15 +209,15 @@ class FixedOneShot(Selector):
     name = "fixed"
     shape = Shape(picks=1, probes=True)
 
-    def __init__(self, probe_n: int = 16):
-        self.probe_n = probe_n
+    def __init__(self, probe: int = 16):
+        self.probe = probe  # probe rollouts per candidate
         self.chosen: int | None = None
         self.probe_rates: dict = {}
 
     def select(self, candidates, ctx):
         if self.chosen is None:
             cands = list(dict.fromkeys(candidates))
-            rates = ctx.probe(cands, self.probe_n).float().mean(1)
+            rates = ctx.probe_rewards(cands, self.probe).float().mean(1)
             variance = rates * (1 - rates)
             self.chosen = cands[int(variance.argmax())]
             self.probe_rates = dict(zip(cands, rates.tolist(), strict=True))
@@ -267,11 +258,36 @@ class DynamicSampling(FullBatch):
         return Shape(picks=None, draws=self.max_draws)
 
 
+def beta_moment(alpha, beta, G: int) -> torch.Tensor:
+    """E[p^G] for p ~ Beta(alpha, beta): the chance that G independent
+    rewards are all 1 when the success rate p is only known through a
+    posterior, prod_{j<G} (alpha+j) / (alpha+beta+j), in float64.  With
+    alpha and beta swapped: the chance that all are 0."""
+    alpha = torch.as_tensor(alpha, dtype=torch.float64)
+    beta = torch.as_tensor(beta, dtype=torch.float64)
+    j = torch.arange(G, dtype=torch.float64)
+    tot = (alpha + beta).unsqueeze(-1) + j
+    return ((alpha.unsqueeze(-1) + j) / tot).prod(-1)
+
+
+def expected_informative_prob(alpha, beta, G: int):
+    """E[1 - p^G - (1-p)^G] for p ~ Beta(alpha, beta): the chance that a
+    group of G binary rewards is not all equal, i.e. that GRPO gets a
+    non-zero advantage from it, when the success rate p is only known
+    through a posterior (:func:`dopr_lite.bound.informative_prob` is the
+    same chance for a known p).  E[p^G] is :func:`beta_moment`."""
+    all_one = beta_moment(alpha, beta, G)
+    all_zero = beta_moment(beta, alpha, G)
+    return (1 - all_one - all_zero).float()
+
+
 class BetaPosterior:
     """Discounted Beta(alpha, beta) posteriors of per-prompt success rates.
 
     Counts decay by ``gamma`` per step since the prompt's last update, so
     the posterior follows a policy that changes (MoPPS's discounting).
+    Queries take an optional ``prior`` (alpha0, beta0) in place of the
+    fixed one.
     """
 
     def __init__(self, alpha0: float = 1.0, beta0: float = 1.0,
@@ -292,10 +308,25 @@ class BetaPosterior:
             s, f = s + si, f + fi
         return s / (s + f) if s + f > 0 else None
 
-    def params(self, prompt: int, step: int, prior=None):
+    def params(self, prompts: list[int], step: int,
+               prior=None) -> torch.Tensor:
+        """(len(prompts), 2): each prompt's alpha and beta at ``step``."""
         a0, b0 = prior or (self.alpha0, self.beta0)
-        s, f = self._decayed(prompt, step)
-        return a0 + s, b0 + f
+        return torch.tensor([(a0 + s, b0 + f) for s, f in
+                             (self._decayed(i, step) for i in prompts)])
+
+    def mean(self, prompts: list[int], step: int,
+             prior=None) -> torch.Tensor:
+        """Each prompt's posterior mean success rate."""
+        ab = self.params(prompts, step, prior)
+        return ab[:, 0] / ab.sum(1)
+
+    def volatility(self, prompts: list[int], step: int, G: int,
+                   prior=None) -> torch.Tensor:
+        """Each prompt's chance that a group of G rollouts has non-zero
+        reward variance (:func:`expected_informative_prob`)."""
+        ab = self.params(prompts, step, prior)
+        return expected_informative_prob(ab[:, 0], ab[:, 1], G)
 
     def observe(self, prompt: int, rewards, step: int) -> None:
         s, f = self._decayed(prompt, step)
@@ -309,36 +340,33 @@ class BetaPosterior:
         self.counts = {int(k): list(v) for k, v in state.items()}
 
 
-class Thompson(Selector):
-    """MoPPS-style prompt selection (Qu et al. 2025): one Thompson sample
-    p~ ~ Beta(alpha_i, beta_i) per candidate; pick the ``k`` candidates
-    whose sample is closest to ``target`` (0.5: the most informative
-    success rate for a group-relative advantage)."""
+class BayesianSelector(Selector):
+    """A rule that keeps a :class:`BetaPosterior` of each prompt's success
+    rate (``self.post``): it learns from every group and probe, can start
+    from a pre-flight's counts, and saves the posterior in checkpoints."""
 
-    name = "thompson"
-    warm_starts = True
-
-    def __init__(self, k: int = 1, target: float = 0.5, gamma: float = 0.9,
-                 alpha0: float = 1.0, beta0: float = 1.0):
-        self.k, self.target = k, target
+    def __init__(self, gamma: float, alpha0: float = 1.0,
+                 beta0: float = 1.0):
         self.post = BetaPosterior(alpha0, beta0, gamma)
 
-    @property
-    def shape(self):
-        return Shape(picks=self.k)
-
-    def select(self, candidates, ctx):
-        cands = list(dict.fromkeys(candidates))
-        ab = torch.tensor([self.post.params(i, ctx.step) for i in cands])
-        with torch.random.fork_rng(devices=[]):  # own stream: resumable
-            torch.manual_seed(ctx.rng("thompson").getrandbits(62))
-            sample = torch.distributions.Beta(ab[:, 0], ab[:, 1]).sample()
-        order = torch.argsort((sample - self.target).abs(), stable=True)
-        return [cands[int(j)] for j in order[:self.k]]
-
-    def update(self, prompts, rewards, ctx):
+    def observe(self, prompts: list[int], rewards: torch.Tensor,
+                step: int) -> None:
+        """Enter the (len(prompts), n) rewards into the posterior."""
         for i, r in zip(prompts, rewards, strict=True):
-            self.post.observe(i, r.tolist(), ctx.step)
+            self.post.observe(i, r.tolist(), step)
+
+    def update(self, prompts, rewards, ctx):  # a group, as a probe is
+        self.observe(prompts, rewards, ctx.step)
+
+    def observe_probes(self, prompts, rewards, ctx):
+        self.observe(prompts, rewards, ctx.step)
+
+    def warm_start(self, counts: dict) -> None:
+        """Start from measured success counts ``{prompt: (right,
+        sampled)}`` (a pre-flight), observed at step 0."""
+        for prompt, (right, n) in counts.items():
+            self.post.observe(prompt, [1.0] * right + [0.0] * (n - right),
+                              step=0)
 
     def state_dict(self):
         return {"posterior": self.post.state_dict()}
@@ -347,23 +375,86 @@ class Thompson(Selector):
         self.post.load_state_dict(state["posterior"])
 
 
-def expected_informative_prob(alpha, beta, G: int):
-    """E[1 - p^G - (1-p)^G] for p ~ Beta(alpha, beta): the chance that a
-    group of G binary rewards is not all equal, i.e. that GRPO gets a
-    non-zero advantage from it, when the success rate p is only known
-    through a posterior (:func:`dopr_lite.bound.informative_prob` is the
-    same chance for a known p).  Uses
-    E[p^G] = prod_{j<G} (alpha+j) / (alpha+beta+j)."""
-    alpha = torch.as_tensor(alpha, dtype=torch.float64)
-    beta = torch.as_tensor(beta, dtype=torch.float64)
-    j = torch.arange(G, dtype=torch.float64)
-    tot = (alpha + beta).unsqueeze(-1) + j
-    all_one = ((alpha.unsqueeze(-1) + j) / tot).prod(-1)
-    all_zero = ((beta.unsqueeze(-1) + j) / tot).prod(-1)
-    return (1 - all_one - all_zero).float()
+class Thompson(BayesianSelector):
+    """MoPPS-style prompt selection (Qu et al. 2025): one Thompson sample
+    p~ ~ Beta(alpha_i, beta_i) per candidate; pick the ``k`` candidates
+    whose sample is closest to ``target`` (0.5: the most informative
+    success rate for a group-relative advantage)."""
+
+    name = "thompson"
+
+    def __init__(self, k: int = 1, target: float = 0.5, gamma: float = 0.9,
+                 alpha0: float = 1.0, beta0: float = 1.0):
+        super().__init__(gamma, alpha0, beta0)
+        self.k, self.target = k, target
+
+    @property
+    def shape(self):
+        return Shape(picks=self.k)
+
+    def select(self, candidates, ctx):
+        cands = list(dict.fromkeys(candidates))
+        ab = self.post.params(cands, ctx.step)
+        with torch.random.fork_rng(devices=[]):  # own stream: resumable
+            torch.manual_seed(ctx.rng("thompson").getrandbits(62))
+            sample = torch.distributions.Beta(ab[:, 0], ab[:, 1]).sample()
+        order = torch.argsort((sample - self.target).abs(), stable=True)
+        return [cands[int(j)] for j in order[:self.k]]
 
 
-class DoPR(Selector):
+class EntropyMemo:
+    """The policy's first-token entropies as DoPR uses them.
+
+    Each prompt's entropy is measured at most once per step (``values``,
+    for ``step``; measured ahead with a step's probes, they carry over to
+    the step they were measured for), and ``peak`` is the largest entropy
+    among the candidates the rule has picked from in the run: the scale
+    of the modulation h.  Its state goes into DoPR's checkpoints under the
+    keys ``max_entropy`` and ``entropy_ahead``.
+    """
+
+    def __init__(self):
+        self.peak = 0.0
+        self.step = -1
+        self.values: dict = {}  # prompt -> nats, measured for self.step
+
+    def cached(self, entropy: Callable[[list[int]], torch.Tensor],
+               step: int) -> Callable[[list[int]], torch.Tensor]:
+        """``entropy`` at ``step``, computing each prompt's value once."""
+        if step != self.step:
+            self.step, self.values = step, {}
+
+        def measured(indices: list[int]) -> torch.Tensor:
+            new = [i for i in dict.fromkeys(indices) if i not in self.values]
+            if new:
+                self.values.update(zip(new, entropy(new).float().cpu()
+                                       .tolist(), strict=True))
+            return torch.tensor([self.values[i] for i in indices])
+
+        return measured
+
+    def scale(self, entropy: torch.Tensor) -> torch.Tensor:
+        """h in [0, 1]: ``entropy`` over the largest seen, these
+        included (changes nothing)."""
+        return entropy / max(self.peak, float(entropy.max()), 1e-8)
+
+    def see(self, entropy: torch.Tensor) -> None:
+        """Count ``entropy`` (the picked-from candidates') in the peak."""
+        self.peak = max(self.peak, float(entropy.max()))
+
+    def state_dict(self) -> dict:
+        return {"max_entropy": self.peak,
+                "entropy_ahead": {"step": self.step, "values": {
+                    str(k): v for k, v in self.values.items()}}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.peak = float(state["max_entropy"])
+        ahead = state["entropy_ahead"]
+        self.step = int(ahead["step"])
+        self.values = {int(k): float(v) for k, v in ahead["values"].items()}
+
+
+class DoPR(BayesianSelector):
     r"""Dynamic one-shot policy refinement: one prompt per batch.
 
     Our precise version of the rule Zhang et al. (2026) describe as reward
@@ -374,7 +465,8 @@ class DoPR(Selector):
 
     * ``V_i``, the *volatility*: the posterior probability that a group of
       G rollouts on prompt i has non-zero reward variance (so GRPO learns
-      from it), E[1 - p^G - (1 - p)^G] with p ~ Beta(alpha_i, beta_i).
+      from it), E[1 - p^G - (1 - p)^G] with p ~ Beta(alpha_i, beta_i)
+      (:meth:`BetaPosterior.volatility`).
     * ``alpha_i, beta_i``: a prior plus prompt i's successes and failures,
       discounted by ``gamma`` per step since they were seen, because the
       policy they describe keeps changing.
@@ -384,9 +476,10 @@ class DoPR(Selector):
       typical prompt: high early, low once most prompts are solved.
     * ``h_i``: the policy's entropy on prompt i (of its first completion
       token; a forward pass, no rollouts) divided by the largest candidate
-      entropy seen so far in the run, so h_i is in [0, 1]: the bonus goes
-      to prompts the policy is unsure about, and fades as the policy grows
-      confident everywhere, leaving the choice to the volatility.
+      entropy seen so far in the run (:class:`EntropyMemo`), so h_i is in
+      [0, 1]: the bonus goes to prompts the policy is unsure about, and
+      fades as the policy grows confident everywhere, leaving the choice
+      to the volatility.
     * ``n_i``: how often prompt i was rolled out; ``c``: the bonus weight.
 
     The prompt with the highest score gets the G rollouts (ties broken by a
@@ -431,22 +524,18 @@ class DoPR(Selector):
     """
 
     name = "dopr"
-    warm_starts = True
 
     def __init__(self, c: float = 1.0, gamma: float = 0.9,
                  prior_n: float = 2.0, volatility: bool = True,
                  entropy_mod: bool = True, revisit: int = 0, k: int = 1,
                  probe: int = 1, probe_top: int = 2, ahead: bool = True):
         self.check_args(probe=probe, probe_top=probe_top, k=k)
+        super().__init__(gamma)
         self.c, self.prior_n, self.k, self.revisit = c, prior_n, k, revisit
         self.probe, self.probe_top, self.ahead = probe, probe_top, ahead
         self.volatility, self.entropy_mod = volatility, entropy_mod
-        self.post = BetaPosterior(gamma=gamma)
-        self.max_entropy = 0.0  # largest candidate entropy seen in the run
+        self.entropies = EntropyMemo()
         self.last_scores: dict = {}  # term -> list, for plots and tests
-        # entropies of a later step's candidates, measured ahead with its
-        # probes: {"step": s, "values": {prompt: nats}}
-        self.entropy_ahead: dict = {"step": -1, "values": {}}
 
     @classmethod
     def check_args(cls, **kwargs):
@@ -462,41 +551,38 @@ class DoPR(Selector):
     def shape(self):
         return Shape(picks=self.k, probes=self.probe > 0)
 
+    def _measures_entropy(self, ctx: SelectContext) -> bool:
+        return bool(self.entropy_mod and self.c) and ctx.entropy is not None
+
     def prior(self, step: int) -> tuple[float, float]:
         m = self.post.pooled_mean(step)
         m = 0.5 if m is None else min(max(m, 0.01), 0.99)
         return self.prior_n * m, self.prior_n * (1 - m)
 
     def scores(self, candidates: list[int], ctx: SelectContext) -> dict:
-        """Every term of the score for each candidate (for inspection)."""
+        """Every term of the score for each candidate (changes nothing)."""
         prior = self.prior(ctx.step)
-        ab = torch.tensor([self.post.params(i, ctx.step, prior)
-                           for i in candidates])
-        vol = expected_informative_prob(ab[:, 0], ab[:, 1],
-                                        ctx.num_generations)
+        vol = self.post.volatility(candidates, ctx.step,
+                                   ctx.num_generations, prior)
         n = torch.tensor([float(ctx.history.visits.get(i, 0))
                           for i in candidates])
         bonus = torch.sqrt(math.log(ctx.step + 2) / (n + 1))
         h = torch.ones(len(candidates))
-        if self.entropy_mod and self.c and ctx.entropy is not None:
-            ent = ctx.entropy(candidates).float().cpu()
-            self.max_entropy = max(self.max_entropy, float(ent.max()))
-            h = ent / max(self.max_entropy, 1e-8)
+        if self._measures_entropy(ctx):
+            h = self.entropies.scale(ctx.entropy(candidates).float().cpu())
         score = (vol if self.volatility else torch.zeros_like(vol)) \
             + self.c * h * bonus
         return {"volatility": vol, "entropy": h, "bonus": bonus,
                 "visits": n, "score": score,
-                "mean": ab[:, 0] / ab.sum(1)}
+                "mean": self.post.mean(candidates, ctx.step, prior)}
 
     def revisit_set(self, ctx: SelectContext) -> list[int]:
         """The ``revisit`` tried prompts with the highest volatility."""
         if not self.revisit or not self.post.counts:
             return []
-        tried, prior = sorted(self.post.counts), self.prior(ctx.step)
-        ab = torch.tensor([self.post.params(i, ctx.step, prior)
-                           for i in tried])
-        vol = expected_informative_prob(ab[:, 0], ab[:, 1],
-                                        ctx.num_generations)
+        tried = sorted(self.post.counts)
+        vol = self.post.volatility(tried, ctx.step, ctx.num_generations,
+                                   self.prior(ctx.step))
         top = torch.argsort(vol, descending=True, stable=True)
         return [tried[int(j)] for j in top[:self.revisit]]
 
@@ -517,36 +603,32 @@ class DoPR(Selector):
         new = self.to_probe(candidates, ctx)
         if not new:
             return
-        if ctx.probe is None:
+        if ctx.probe_rewards is None:
             raise RuntimeError("DoPR(probe=...) needs probe rollouts, which "
                                "this trainer does not provide; set probe=0")
-        self.observe_probes(new, ctx.probe(new, self.probe), ctx)
+        self.observe_probes(new, ctx.probe_rewards(new, self.probe), ctx)
 
     def probes_ahead(self, candidates, ctx):
         if not (self.probe and self.ahead):
             return [], 0
         nxt = replace(ctx, step=ctx.step + 1)
-        if ctx.entropy is not None and self.entropy_mod and self.c:
-            nxt = replace(nxt, entropy=_memo(ctx.entropy))  # measured now,
-            cands = list(dict.fromkeys(candidates))  # used at the next step
-            values = dict(zip(cands, nxt.entropy(cands).tolist(),
-                              strict=True))
-            self.entropy_ahead = {"step": nxt.step, "values": values}
+        if self._measures_entropy(ctx):  # measured now, used at next step
+            nxt = replace(nxt, entropy=self.entropies.cached(ctx.entropy,
+                                                             nxt.step))
+            nxt.entropy(list(dict.fromkeys(candidates)))
         return self.to_probe(list(candidates), nxt), self.probe
 
-    def observe_probes(self, prompts, rewards, ctx):
-        for i, r in zip(prompts, rewards, strict=True):
-            self.post.observe(i, r.tolist(), ctx.step)
-
     def select(self, candidates, ctx):
-        if ctx.entropy is not None:  # one forward pass per prompt and step
-            known = (self.entropy_ahead["values"]
-                     if self.entropy_ahead["step"] == ctx.step else {})
-            ctx = replace(ctx, entropy=_memo(ctx.entropy, known))
+        measures = self._measures_entropy(ctx)
+        if measures:  # one forward pass per prompt and step
+            ctx = replace(ctx, entropy=self.entropies.cached(ctx.entropy,
+                                                             ctx.step))
         cands = list(dict.fromkeys(list(candidates) + self.revisit_set(ctx)))
         if not self.ahead:
             self.probe_new(cands, ctx)
         terms = self.scores(cands, ctx)
+        if measures:
+            self.entropies.see(ctx.entropy(cands))
         self.last_scores = {k: v.tolist() for k, v in terms.items()}
         self.last_scores["candidates"] = cands
         rng = ctx.rng("dopr")
@@ -554,40 +636,12 @@ class DoPR(Selector):
         order = torch.argsort(terms["score"] + tie, descending=True)
         return [cands[int(j)] for j in order[:self.k]]
 
-    def update(self, prompts, rewards, ctx):  # a group, as a probe is
-        self.observe_probes(prompts, rewards, ctx)
-
     def state_dict(self):
-        return {"posterior": self.post.state_dict(),
-                "max_entropy": self.max_entropy,
-                "entropy_ahead": {"step": self.entropy_ahead["step"],
-                                  "values": {str(k): v for k, v in
-                                             self.entropy_ahead[
-                                                 "values"].items()}}}
+        return {**super().state_dict(), **self.entropies.state_dict()}
 
     def load_state_dict(self, state):
-        self.post.load_state_dict(state["posterior"])
-        self.max_entropy = float(state["max_entropy"])
-        ahead = state.get("entropy_ahead", {"step": -1, "values": {}})
-        self.entropy_ahead = {"step": int(ahead["step"]),
-                              "values": {int(k): float(v) for k, v in
-                                         ahead["values"].items()}}
-
-
-def _memo(entropy: Callable[[list[int]], torch.Tensor],
-          known: dict[int, float] | None = None):
-    """``entropy`` that computes each prompt's value at most once (values
-    in ``known`` are taken as computed)."""
-    known = dict(known or {})
-
-    def cached(indices: list[int]) -> torch.Tensor:
-        new = [i for i in dict.fromkeys(indices) if i not in known]
-        if new:
-            known.update(zip(new, entropy(new).float().cpu().tolist(),
-                             strict=True))
-        return torch.tensor([known[i] for i in indices])
-
-    return cached
+        super().load_state_dict(state)
+        self.entropies.load_state_dict(state)
 
 
 SELECTORS: dict[str, type[Selector]] = {  # baselines first, DoPR last
@@ -615,7 +669,7 @@ def check_selector(name: str, args: dict) -> None:
 
 def can_warm_start(name: str) -> bool:
     """Whether rule ``name`` can start from a pre-flight's counts."""
-    return _selector_class(name).warm_starts
+    return issubclass(_selector_class(name), BayesianSelector)
 
 
 def make_selector(name: str, **kwargs) -> Selector:

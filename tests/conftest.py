@@ -57,3 +57,24 @@ def pytest_sessionfinish(session, exitstatus):
     if path and _RELIABILITY:
         with open(path, "w") as fh:
             json.dump(_RELIABILITY, fh, indent=1)
+
+
+@pytest.fixture
+def offline_hub(monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE=1 with nothing cached, and every network connection
+    refused loudly.  Returns ``(attempts, attempt)``: patch ``attempt`` over
+    any loader a test must not reach; ``attempts`` lists the calls made."""
+    import socket
+
+    attempts = []
+
+    def attempt(*args, **kwargs):
+        attempts.append(args)
+        raise AssertionError("a connection or a load was attempted")
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE",
+                        str(tmp_path / "hf"))  # nothing cached
+    monkeypatch.setattr(socket.socket, "connect", attempt)
+    monkeypatch.setattr(socket.socket, "connect_ex", attempt)
+    return attempts, attempt

@@ -1,10 +1,11 @@
+import json
 import shutil
 
 import pytest
 
 from dopr_lite.checkpoint import latest_checkpoint, verify_checkpoint
 from dopr_lite.config import DoprConfig
-from dopr_lite.errors import CheckpointError
+from dopr_lite.errors import CheckpointError, ConfigError
 from dopr_lite.loop import train
 
 
@@ -53,3 +54,59 @@ def test_no_usable_checkpoint_stops_and_keeps_the_history(random_tiny_dir,
     r = train(_cfg(random_tiny_dir, tmp_path, max_steps=1), progress=False,
               resume=False)
     assert len(r.metrics) == 1
+
+
+def _files(folder):
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_a_run_resumes_only_under_the_code_that_made_it(random_tiny_dir,
+                                                        tmp_path,
+                                                        monkeypatch):
+    """Each checkpoint says what made it; a changed selector default (not
+    a config field) or an unrecorded maker is refused, writing nothing."""
+    from dopr_lite.select import DoPR
+
+    train(_cfg(random_tiny_dir, tmp_path, max_steps=2, selector="dopr"),
+          progress=False)
+    (ckpt,) = tmp_path.glob("ckpt-*")
+    made = json.loads((ckpt / "manifest.json").read_text())["made_by"]
+    assert made["selector"] == "dopr" and made["selector_args"]["c"] == 1.0
+    before = _files(tmp_path)
+    c, *rest = DoPR.__init__.__defaults__
+    monkeypatch.setattr(DoPR.__init__, "__defaults__", (2.0, *rest))
+    with pytest.raises(ConfigError, match=r"(?s)other code.*dopr argument "
+                       r"'c'.*1\.0 \(saved\) vs 2\.0 \(this code\).*--fresh"):
+        train(_cfg(random_tiny_dir, tmp_path, max_steps=4, selector="dopr"),
+              progress=False)
+    assert _files(tmp_path) == before
+    monkeypatch.setattr(DoPR.__init__, "__defaults__", (c, *rest))
+    manifest = ckpt / "manifest.json"
+    stamped = manifest.read_text()
+    manifest.write_text(json.dumps({k: v for k, v in json.loads(
+        stamped).items() if k != "made_by"}))  # made before the record
+    before = _files(tmp_path)
+    with pytest.raises(ConfigError, match="does not say what made it.*"
+                       "--fresh"):
+        train(_cfg(random_tiny_dir, tmp_path, max_steps=4, selector="dopr"),
+              progress=False)
+    assert _files(tmp_path) == before
+    manifest.write_text(stamped)  # the same code: it resumes
+    logs = []
+    r = train(_cfg(random_tiny_dir, tmp_path, max_steps=4, selector="dopr"),
+              progress=False, log=logs.append)
+    assert any("resumed from" in m for m in logs) and len(r.metrics) == 4
+
+
+def test_another_package_version_is_named(tmp_path, monkeypatch):
+    from dopr_lite import checkpoint
+
+    cfg = DoprConfig(out_dir=str(tmp_path)).to_dict()
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "ckpt-000001").mkdir()
+    made = {**checkpoint.made_by(cfg), "dopr_lite": "0.0.1"}
+    (tmp_path / "ckpt-000001" / "manifest.json").write_text(
+        json.dumps({"made_by": made}))
+    with pytest.raises(ConfigError, match=r"dopr_lite: 0\.0\.1 \(saved\)"):
+        checkpoint.check_resumable(tmp_path, cfg)

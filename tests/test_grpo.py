@@ -108,3 +108,26 @@ def test_non_finite_loss_skips_the_step(random_tiny_dir):
     st = G.grpo_update(pol.model, opt, ro, adv, max_new_tokens=6)
     assert "non-finite" in st["skipped"]
     assert all(torch.equal(a, b) for a, b in zip(before, params, strict=True))
+
+
+def test_settings_come_from_the_config_and_match_the_keywords(
+        random_tiny_dir):
+    from dopr_lite.config import DoprConfig
+    cfg = DoprConfig(loss_type="dapo", epsilon=0.1, epsilon_high=0.3,
+                     max_new_tokens=6, micro_batch=2)
+    s = G.GRPOSettings.from_config(cfg)
+    assert (s.loss_type, s.eps_low, s.eps_high, s.micro_batch) == (
+        "dapo", 0.1, 0.3, 2)
+    pol, ro = _tiny_batch(random_tiny_dir)
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5, 2.0, 0.0])
+    grads = []
+    for settings, kw in ((s, {}), (None, {"loss_type": "dapo", "eps_low": 0.1,
+                                          "eps_high": 0.3, "max_new_tokens": 6,
+                                          "micro_batch": 2})):
+        params = list(pol.trainable_parameters().values())
+        opt = torch.optim.SGD(params, lr=0.0)
+        G.grpo_update(pol.model, opt, ro, adv, settings, **kw)
+        grads.append(torch.cat([p.grad.flatten() for p in params]))
+    assert torch.equal(grads[0], grads[1])
+    with pytest.raises(TypeError):
+        G.grpo_update(pol.model, opt, ro, adv, eps=0.1)

@@ -18,11 +18,11 @@ PKG = Path(dopr_lite.__file__).parent
 
 # left to right: a module may import only modules to its left
 ORDER = [
-    "errors", "faults", "bound",
+    "errors", "faults", "files", "bound",
     "task", "sandbox", "rewards", "select",
     "config",
     "env", "tiny", "archs",
-    "data", "policy", "rollout", "grpo", "evaluation", "preflight",
+    "data", "policy", "inputs", "rollout", "grpo", "evaluation", "preflight",
     "checkpoint", "runlog", "guards",
     "loop", "compare", "plots", "cli", "__main__",
     "integrations.trl",

@@ -131,7 +131,7 @@ def test_rollout_accounting_is_exact_for_every_rule(random_tiny_dir,
     assert r.counter.sequences["probe"] == probes
     assert r.counter.cost == generated + probes == r.metrics[-1]["rollouts"]
     assert len(r.metrics) == steps
-    if make_selector(rule).shape.one_prompt:
+    if make_selector(rule).shape.picks == 1:
         assert all(m["prompts"] == 1 for m in r.metrics)
     elif rule == "full":
         assert all(m["prompts"] == per_step for m in r.metrics)

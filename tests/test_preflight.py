@@ -12,10 +12,13 @@ from dopr_lite.bound import instances_to_find
 from dopr_lite.cli import main
 from dopr_lite.config import DoprConfig
 from dopr_lite.data import load_prompts
+from dopr_lite import preflight as pf
 from dopr_lite.errors import ConfigError
+from dopr_lite.evaluation import group_shares
 from dopr_lite.loop import train
 from dopr_lite.preflight import (PoolReport, all_equal_estimates, digest,
-                                 preflight, read_counts)
+                                 format_report, pool_shares, preflight,
+                                 read_counts, warm_start)
 from dopr_lite.select import DoPR, PromptHistory, SelectContext
 
 
@@ -75,6 +78,25 @@ def test_bounds_and_advice_follow_the_pool():
     assert json.loads(json.dumps(r.to_dict()))["histogram"][0] == 30
 
 
+def test_the_numbers_are_computed_once_and_only_read_after(monkeypatch):
+    r = _report([0] * 10 + [3] * 10 + [8] * 5, G=6)
+    assert set(r.numbers["shares"]) == {2, 4, 6, 8, 16, 32}
+    calls = []
+    monkeypatch.setattr(pf, "pool_shares", lambda *a: calls.append(a))
+    text = r.table()
+    r.to_dict(), r.recommendation(), r.shares(), r.shares(16), r.bounds()
+    assert not calls and text == format_report(r)
+    r.shares(64)  # a G the report does not hold is computed on demand
+    assert calls == [(r.counts, 8, 64)]
+
+
+def test_at_g_equal_k_the_shares_are_the_observed_ones():
+    counts = [0, 0, 3, 8, 5, 8, 1]
+    point = {n: v for n, v in pool_shares(counts, 8, 8).items()
+             if n in ("all_wrong", "all_right", "mixed")}
+    assert point == pytest.approx(group_shares(counts, 8))
+
+
 def test_read_counts_checks_the_file_against_the_pool(tmp_path):
     cfg = DoprConfig(n_train=16, n_test=4)
     pool = load_prompts(cfg).train
@@ -98,6 +120,13 @@ def test_read_counts_checks_the_file_against_the_pool(tmp_path):
     (tmp_path / "five.json").write_text(json.dumps(raw))
     with pytest.raises(ConfigError, match=r"count 5 is not in 0\.\.4"):
         read_counts(tmp_path / "five.json", pool)
+    cfg = DoprConfig(n_train=16, n_test=4, selector="dopr", max_rollouts=8,
+                     preflight=str(path))
+    assert warm_start(DoprConfig(n_train=16, n_test=4), pool) is None
+    with pytest.raises(ConfigError, match="already exceed max_rollouts"):
+        warm_start(cfg, pool)  # its 8 rollouts would leave none to train
+    cfg.max_rollouts = 16
+    assert warm_start(cfg, pool).counts == warm.counts
 
 
 def test_only_rules_with_a_posterior_start_from_a_preflight():
@@ -114,7 +143,7 @@ def test_only_rules_with_a_posterior_start_from_a_preflight():
         return torch.zeros(len(indices), n)
 
     ctx = SelectContext(step=0, history=PromptHistory(), num_generations=8,
-                        seed=0, probe=probe)
+                        seed=0, probe_rewards=probe)
     assert sel.probes_ahead([0, 1, 2], ctx) == ([2], 1)  # the measured
     assert sel.select([0, 1, 2], ctx) == [1]  # prompts need no probe
     assert not probed

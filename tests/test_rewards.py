@@ -101,8 +101,13 @@ nasty = st.one_of(
        st.sampled_from(GOLDS))
 def test_fuzzed_completions_score_0_or_1_in_bounded_time(
         reliability_log, texts, gold):
+    """Time is bounded by construction, asserted here, not by a clock:
+    math-verify only ever runs in the sandbox, under its deadline (a call
+    past it scores 0: test_latex_bombs_...), and the others see at most
+    MAX_CHARS of text.  The slowest call is logged, never asserted."""
     fuzzed = reliability_log.setdefault("fuzzed_completions", {
         **{name: 0 for name in R.REWARDS}, "slowest_s": 0.0})
+    assert R._sandbox().deadline == R.SANDBOX_DEADLINE
     for name, fn in R.REWARDS.items():
         t0 = time.perf_counter()
         out = fn(texts, answer=[gold] * len(texts))
@@ -111,9 +116,9 @@ def test_fuzzed_completions_score_0_or_1_in_bounded_time(
         assert set(out) <= {0.0, 1.0}, name
         fuzzed[name] += len(texts)
         fuzzed["slowest_s"] = round(max(fuzzed["slowest_s"], per_call), 4)
-    assert fuzzed["slowest_s"] < R.SANDBOX_DEADLINE + 1
 
 
+HANG = 600  # seconds: only a hung call waits this long (a guard, not a bound)
 BOMBS = ["$9^{9^{9^{9}}}$", "\\boxed{9^{9^{9}}}",
          "\\boxed{2^{2^{2^{2^{2^{2}}}}}}", "\\boxed{99999999999!}",
          "$" + "(" * 12 + "x+1" + ")^2" * 12 + "$",
@@ -123,22 +128,32 @@ BOMBS = ["$9^{9^{9^{9}}}$", "\\boxed{9^{9^{9}}}",
 @pytest.mark.slow
 @pytest.mark.parametrize("thread", [False, True], ids=["main", "thread"])
 def test_latex_bombs_are_bounded_on_and_off_the_main_thread(
-        reliability_log, thread):
+        reliability_log, thread, monkeypatch):
     """sympy would compute 9^(9^(9^9)) for minutes in C; off the main
-    thread math-verify has no timeout at all.  The sandbox bounds both."""
+    thread math-verify has no timeout at all.  The sandbox bounds both:
+    every bomb is scored in its worker process (on the worker's main
+    thread, under the deadline that kills it: test_sandbox.py), never in
+    this process, and scores 0."""
+    box, sent = R._sandbox(), []
+
+    def sandboxed(*args):
+        sent.append(args[0])
+        return box(*args)
+
+    monkeypatch.setattr(R, "_sandbox", lambda: sandboxed)
     out, t0 = [], time.time()
     call = lambda: out.append(  # noqa: E731
         R.math_verify_reward(BOMBS, answer=["3"] * len(BOMBS)))
     if thread:
         worker = threading.Thread(target=call, daemon=True)
         worker.start()
-        worker.join(len(BOMBS) * (R.SANDBOX_DEADLINE + 1))
+        worker.join(HANG)
         assert not worker.is_alive(), "math_verify_reward hung in a thread"
     else:
         call()
     assert out == [[0.0] * len(BOMBS)]
-    seconds = time.time() - t0
-    assert seconds < len(BOMBS) * (R.SANDBOX_DEADLINE + 1)
+    assert sent == ["math_score"] * len(BOMBS)
+    seconds = time.time() - t0  # logged, not asserted
     reliability_log.setdefault("latex_bombs", {})[
         "thread" if thread else "main"] = {
             "cases": len(BOMBS), "seconds": round(seconds, 2)}

@@ -1,10 +1,12 @@
 import pytest
 import torch
 
+from dopr_lite.config import DoprConfig
 from dopr_lite.rollout import (RolloutCounter, completion_mask,
                                concat_rollouts, generate_rollouts,
-                               prompt_entropy, select_groups,
-                               sequence_logprobs, take_rows)
+                               generation_config, greedy_config, is_eos,
+                               prompt_entropy, sampling_config,
+                               select_groups, sequence_logprobs, take_rows)
 
 
 def test_completion_mask_stops_after_first_eos():
@@ -13,6 +15,19 @@ def test_completion_mask_stops_after_first_eos():
     assert m.tolist() == [[1, 1, 1, 0, 0], [1] * 5, [1, 0, 0, 0, 0]]
     m2 = completion_mask(ids, eos_id=[7, 2])
     assert m2[0].tolist() == [1, 1, 1, 0, 0]
+    # the one EOS test: the mask stops at it, truncation is its absence
+    assert is_eos(ids, [7, 2]).any(1).tolist() == [True, False, True]
+
+
+def test_one_generation_config_holds_the_runs_sampling_settings():
+    cfg = DoprConfig(max_new_tokens=12, temperature=0.7, top_p=0.9, top_k=5)
+    gen = generation_config(cfg)
+    assert (gen.max_new_tokens, gen.do_sample, gen.temperature, gen.top_p,
+            gen.top_k) == (12, True, 0.7, 0.9, 5)
+    assert generation_config(DoprConfig()).top_k == 0  # off, not HF's 50
+    argmax = greedy_config(gen)
+    assert not argmax.do_sample and argmax.max_new_tokens == 12
+    assert gen.do_sample  # the run's config is left as it was
 
 
 def test_counter_counts_by_kind_and_roundtrips():
@@ -91,6 +106,41 @@ def test_greedy_rollouts_match_bare_generate(random_tiny_dir):
     bare = tok.batch_decode(out[:, enc["input_ids"].shape[1]:],
                             skip_special_tokens=True)
     assert ro.texts == bare
+
+
+def test_a_models_own_sampling_defaults_never_leak_in(random_tiny_dir,
+                                                      capfd):
+    """A chat model's generation config samples (temperature, top_k...):
+    greedy decoding stays greedy, and sampling uses our settings only,
+    whether they come as a GenerationConfig or as keywords."""
+    from dopr_lite.policy import load_policy
+
+    pol = load_policy(model=random_tiny_dir, use_lora=False)
+    model, tok, prompts = pol.model, pol.tokenizer, ["12+3=?\n", "5=?\n"]
+    gen = sampling_config(6, temperature=1.3, top_p=0.9, top_k=4)
+
+    def both():
+        argmax = generate_rollouts(model, tok, prompts, 1,
+                                   generation_config=greedy_config(gen))
+        torch.manual_seed(0)
+        sampled = generate_rollouts(model, tok, prompts, 3,
+                                    generation_config=gen)
+        torch.manual_seed(0)
+        by_hand = generate_rollouts(model, tok, prompts, 3,
+                                    max_new_tokens=6, temperature=1.3,
+                                    top_p=0.9, top_k=4)
+        assert torch.equal(sampled.completion_ids, by_hand.completion_ids)
+        return argmax.texts, sampled.completion_ids
+
+    clean = both()
+    model.generation_config.update(do_sample=True, temperature=0.3,
+                                   top_p=0.5, top_k=2)
+    texts, ids = both()
+    assert texts == clean[0] and torch.equal(ids, clean[1])
+    assert "not valid" not in capfd.readouterr().err  # no flag warnings
+    with pytest.raises(TypeError, match="not both"):
+        generate_rollouts(model, tok, prompts, 1, generation_config=gen,
+                          max_new_tokens=4)
 
 
 def test_min_new_tokens_forces_length(random_tiny_dir):

@@ -1,13 +1,15 @@
 import json
+import math
 
 import pytest
 import torch
 
 from dopr_lite.bound import informative_prob as point_informative
 from dopr_lite.errors import ConfigError
-from dopr_lite.select import (SELECTORS, DoPR, FixedOneShot, FullBatch,
-                              PromptHistory, RandomOne, SelectContext,
-                              Thompson, candidate_batch,
+from dopr_lite.select import (SELECTORS, BayesianSelector, BetaPosterior,
+                              DoPR, FixedOneShot, FullBatch, PromptHistory,
+                              RandomOne, SelectContext, Thompson,
+                              beta_moment, can_warm_start, candidate_batch,
                               expected_informative_prob, feedback,
                               make_selector)
 
@@ -56,7 +58,7 @@ def test_feedback_counts_the_visit_then_updates_the_rule():
 
 def test_every_rule_declares_its_shape():
     shapes = {name: make_selector(name).shape for name in SELECTORS}
-    assert [n for n, s in shapes.items() if s.one_prompt] == [
+    assert [n for n, s in shapes.items() if s.picks == 1] == [
         "fixed", "random", "thompson", "dopr"]
     assert shapes["full"].picks is None and shapes["dynamic"].draws == 3
     assert shapes["fixed"].probes and shapes["dopr"].probes
@@ -109,13 +111,13 @@ def test_fixed_one_shot_probes_once_and_keeps_its_pick():
                              + [0.0] * (n - int(rate[i] * n))
                              for i in indices])
 
-    sel = FixedOneShot(probe_n=8)
-    assert sel.select([0, 1, 2, 3], _ctx(probe=probe)) == [2]
-    assert sel.select([5, 6], _ctx(1, probe=probe)) == [2]
+    sel = FixedOneShot(probe=8)
+    assert sel.select([0, 1, 2, 3], _ctx(probe_rewards=probe)) == [2]
+    assert sel.select([5, 6], _ctx(1, probe_rewards=probe)) == [2]
     assert calls == [([0, 1, 2, 3], 8)]
     again = FixedOneShot()
     again.load_state_dict(json.loads(json.dumps(sel.state_dict())))
-    assert again.select([7], _ctx(2, probe=probe)) == [2]
+    assert again.select([7], _ctx(2, probe_rewards=probe)) == [2]
     assert len(calls) == 1
 
 
@@ -177,9 +179,9 @@ def test_dopr_probes_new_candidates_once_and_their_rewards_steer_v():
 
     # V only (the probes decide), probing in a call of its own
     sel = DoPR(c=0.0, probe=2, probe_top=0, ahead=False)
-    assert sel.select([0, 1, 2], _ctx(probe=probe)) == [1]
+    assert sel.select([0, 1, 2], _ctx(probe_rewards=probe)) == [1]
     assert calls == [([0, 1, 2], 2)]
-    assert sel.select([2, 3, 0], _ctx(1, probe=probe)) == [3]
+    assert sel.select([2, 3, 0], _ctx(1, probe_rewards=probe)) == [3]
     assert calls[1] == ([3], 2)  # only the new candidate is probed
     # the probes inform the posterior but are not training visits
     assert sel.post.counts[1][:2] == [1.0, 1.0]
@@ -206,7 +208,7 @@ def test_dopr_probe_top_probes_only_the_best_scoring_new_candidates():
                              for i in indices])
 
     sel = DoPR(probe=1, probe_top=2, ahead=False)
-    sel.select([0, 1, 2, 3], _ctx(probe=probe, entropy=entropy))
+    sel.select([0, 1, 2, 3], _ctx(probe_rewards=probe, entropy=entropy))
     assert calls == [[3, 1]]
     assert set(sel.post.counts) == {1, 3}  # the others stay unprobed
     assert sorted(asked) == [0, 1, 2, 3]  # one forward pass per prompt
@@ -228,14 +230,14 @@ def test_dopr_probes_ahead_the_next_batch_in_this_steps_call():
         raise AssertionError("probed in a call of its own")
 
     sel, h = DoPR(probe=1, probe_top=2), PromptHistory()
-    ctx = _ctx(0, h, probe=no_probe, entropy=entropy)
+    ctx = _ctx(0, h, probe_rewards=no_probe, entropy=entropy)
     sel.select([7], ctx)  # step 0: nothing probed, nothing known
     assert sel.probes_ahead([0, 1, 2, 3], ctx) == ([3, 1], 1)
     assert sorted(asked) == [0, 1, 2, 3, 7]
     # the probes' rewards: 3 solved (no signal left), 1 undecided
     sel.observe_probes([3, 1], torch.tensor([[1.0], [0.0]]), ctx)
     assert sel.post.counts[3][:2] == [1.0, 0.0] and not h.visits
-    nxt = _ctx(1, h, probe=no_probe, entropy=entropy)
+    nxt = _ctx(1, h, probe_rewards=no_probe, entropy=entropy)
     sel.select([0, 1, 2, 3], nxt)
     assert sorted(asked) == [0, 1, 2, 3, 7]  # entropies measured ahead
     assert sel.last_scores["entropy"] == pytest.approx(
@@ -281,14 +283,63 @@ def test_every_rule_is_registered():
 
 
 def test_dopr_entropy_is_relative_to_the_runs_largest():
-    sel, h = DoPR(c=1.0), PromptHistory()
+    sel, h = DoPR(c=1.0, probe=0), PromptHistory()
     calls = {"high": lambda idx: torch.full((len(idx),), 2.0),
              "low": lambda idx: torch.full((len(idx),), 0.1)}
-    assert sel.scores([1, 2], _ctx(0, h, entropy=calls["high"]))[
-        "entropy"].tolist() == [1.0, 1.0]
+    sel.select([1, 2], _ctx(0, h, entropy=calls["high"]))
+    assert sel.last_scores["entropy"] == [1.0, 1.0]
     # a confident policy later: the bonus shrinks and volatility decides
     low = sel.scores([1, 2], _ctx(1, h, entropy=calls["low"]))["entropy"]
     assert low.tolist() == pytest.approx([0.05, 0.05])
     clone = DoPR(c=1.0)
     clone.load_state_dict(json.loads(json.dumps(sel.state_dict())))
-    assert clone.max_entropy == 2.0
+    assert clone.entropies.peak == 2.0
+
+
+def test_dopr_queries_change_nothing():
+    sel, h = DoPR(revisit=4), PromptHistory()
+    for step, (p, s) in enumerate([(0, 3), (1, 8), (2, 5)]):
+        _feed(sel, h, p, s, step)
+    before = json.dumps(sel.state_dict())
+
+    def entropy(indices):
+        return torch.arange(len(indices)) + 5.0
+
+    ctx = _ctx(3, h, entropy=entropy)
+    sel.scores([0, 4, 5, 6], ctx)
+    sel.revisit_set(ctx)
+    sel.to_probe([4, 5, 6, 7], ctx)
+    sel.prior(3)
+    assert json.dumps(sel.state_dict()) == before
+
+
+def test_the_bayesian_rules_share_one_posterior_base():
+    assert [n for n, c in SELECTORS.items()
+            if issubclass(c, BayesianSelector)] == ["thompson", "dopr"]
+    assert [n for n in SELECTORS if can_warm_start(n)] == ["thompson",
+                                                           "dopr"]
+    for sel in (Thompson(), DoPR()):
+        sel.warm_start({0: (8, 8), 1: (2, 8)})
+        sel.observe_probes([2], torch.tensor([[1.0, 0.0]]), _ctx(0))
+        assert sel.post.counts == {0: [8.0, 0.0, 0], 1: [2.0, 6.0, 0],
+                                   2: [1.0, 1.0, 0]}
+    with pytest.raises(ValueError, match="no per-prompt success rates"):
+        RandomOne().warm_start({0: (1, 2)})
+
+
+def test_posterior_volatility_is_the_informative_prob_of_its_params():
+    post = BetaPosterior(gamma=0.5)
+    post.observe(0, [1.0, 1.0, 0.0], step=0)
+    ab = post.params([0, 9], step=2, prior=(1.0, 3.0))
+    assert ab.tolist() == [[1.5, 3.25], [1.0, 3.0]]  # decayed by 0.5^2
+    assert torch.equal(post.volatility([0, 9], 2, 8, prior=(1.0, 3.0)),
+                       expected_informative_prob(ab[:, 0], ab[:, 1], 8))
+    assert post.mean([9], 2, prior=(1.0, 3.0)).tolist() == [0.25]
+
+
+def test_beta_moment_is_the_product_formula():
+    a, b = torch.tensor([0.5, 2.0]), torch.tensor([1.5, 3.0])
+    want = [math.prod((x + j) / (x + y + j) for j in range(5))
+            for x, y in ((0.5, 1.5), (2.0, 3.0))]
+    assert beta_moment(a, b, 5).tolist() == pytest.approx(want, rel=1e-12)
+    assert float(beta_moment(1.0, 1.0, 8)) == pytest.approx(1 / 9)

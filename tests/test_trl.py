@@ -14,8 +14,8 @@ pytest.importorskip("trl")
 
 from dopr_lite.config import DoprConfig
 from dopr_lite.errors import ConfigError  # noqa: E402
-from dopr_lite.integrations.trl import (STATE_FILE,  # noqa: E402
-                                        DoprGRPOTrainer, grpo_args)
+from dopr_lite.integrations.trl import (DoprGRPOTrainer,  # noqa: E402
+                                        grpo_args)
 from dopr_lite.policy import lora_config  # noqa: E402
 from dopr_lite.rewards import exact_answer_reward  # noqa: E402
 from dopr_lite.task import task_dataset  # noqa: E402
@@ -106,8 +106,8 @@ def test_dopr_drives_trl_and_resumes_step_for_step(tmp_path):
     steps = _steps(full)
     assert [s[0] for s in steps] == list(range(4, 33, 4))
     ckpt = tmp_path / "a" / "checkpoint-4"
-    state = json.loads((ckpt / STATE_FILE).read_text())
-    assert state["generation"] == 4
+    saved = json.loads((ckpt / "trainer_state.json").read_text())
+    assert saved["stateful_callbacks"]["DoprState"]["generation"] == 4
     # resume from step 4 in a fresh trainer: the same picks and rewards
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     for later in ("checkpoint-6", "checkpoint-8"):
@@ -119,10 +119,37 @@ def test_dopr_drives_trl_and_resumes_step_for_step(tmp_path):
     assert resumed.counter == full.counter
 
 
-def test_an_all_equal_generation_makes_no_optimiser_step(tmp_path):
+def test_a_checkpoint_without_the_selector_state_is_refused(tmp_path):
+    trainer = _trainer(tmp_path, max_rollouts=8)
+    trainer.train()
+    state = tmp_path / "checkpoint-2" / "trainer_state.json"
+    saved = json.loads(state.read_text())
+    del saved["stateful_callbacks"]["DoprState"]  # a plain TRL checkpoint
+    state.write_text(json.dumps(saved))
+    with pytest.raises(ConfigError, match="no DoprState.*not written by"):
+        _trainer(tmp_path, max_rollouts=8).train(resume_from_checkpoint=True)
+
+
+def _count_loss_passes(monkeypatch):
+    """How often TRL computes its loss (a forward pass each)."""
+    from trl import GRPOTrainer
+
+    passes, loss = [], GRPOTrainer.compute_loss
+
+    def counted(self, *a, **kw):
+        passes.append(1)
+        return loss(self, *a, **kw)
+
+    monkeypatch.setattr(GRPOTrainer, "compute_loss", counted)
+    return passes
+
+
+def test_an_all_equal_generation_makes_no_optimiser_step(tmp_path,
+                                                          monkeypatch):
     """Step 1 is informative, steps 2-3 are all-equal: the weights after
     step 1 must stay as they are (TRL alone would step AdamW on its
-    momentum and move them at every all-equal step)."""
+    momentum and move them at every all-equal step), and steps 2-3 run
+    no forward or backward pass."""
     from transformers import TrainerCallback
 
     calls = []
@@ -142,11 +169,25 @@ def test_an_all_equal_generation_makes_no_optimiser_step(tmp_path):
     trainer = _trainer(tmp_path, reward=reward, max_rollouts=12,
                        save_every=0)
     trainer.add_callback(Snapshot())
+    passes = _count_loss_passes(monkeypatch)
     trainer.train()
     assert len(calls) == 3 and trainer.skipped_updates == 2
+    assert len(passes) == 1
     first, *later = weights
     assert all(torch.equal(w[n], first[n]) for w in later for n in first)
     assert trainer.state.log_history[-2]["dopr/skipped_updates"] == 2
+
+
+def test_with_a_kl_term_an_all_equal_generation_trains(tmp_path,
+                                                       monkeypatch):
+    """beta > 0: the KL term has a gradient, so nothing is skipped (as in
+    dopr_lite's loop)."""
+    trainer = _trainer(tmp_path, reward=lambda completions, **kw:
+                       [0.0] * len(completions), max_rollouts=8,
+                       save_every=0, beta=0.04)
+    passes = _count_loss_passes(monkeypatch)
+    trainer.train()
+    assert trainer.skipped_updates == 0 and len(passes) == 2
 
 
 @pytest.mark.slow

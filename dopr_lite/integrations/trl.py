@@ -36,27 +36,28 @@ gradient, and with zero gradients AdamW keeps moving the weights along its
 momentum: the last informative group is applied again at every all-equal
 step.  With one prompt per step most late steps are all-equal, and that
 replay is what made TRL's DoPR runs drift and collapse
-(``bench/README.md``, stability).  The trainer drops the step's gradients
-(AdamW skips parameters without one); under DeepSpeed, whose engine steps
-inside ``backward``, or when one accumulation cycle spans two generations,
-it cannot, and warns.
+(``bench/README.md``, stability).  The trainer skips such a generation's
+forward and backward passes (its loss is 0 and no parameter gets a
+gradient, so AdamW leaves every weight as it is).  It cannot under
+DeepSpeed, whose engine steps inside ``backward``, or when one accumulation
+cycle spans two generations, and warns; with ``beta > 0`` the KL term has
+a gradient, so the generation trains, as in dopr_lite's loop.
 
 Rollouts are counted exactly (``dopr/rollouts`` in TRL's logs; skipped
-updates in ``dopr/skipped_updates``).  The
-selector's state is written into each TRL checkpoint
-(``dopr_selector.json``) and restored by ``train(resume_from_checkpoint=...)``.
+updates in ``dopr/skipped_updates``).  The selector's state is one of the
+trainer's stateful callbacks (``DoprState`` in each checkpoint's
+``trainer_state.json``), so ``train(resume_from_checkpoint=...)`` restores
+it with TRL's own state.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
-from pathlib import Path
 
 import torch
 from accelerate.utils import broadcast_object_list
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 from trl import GRPOConfig, GRPOTrainer
 
 from dopr_lite.config import DoprConfig
@@ -68,7 +69,6 @@ from dopr_lite.select import (SELECTORS, PromptHistory, SelectContext,
                               Selector, candidate_batch, feedback,
                               make_selector)
 
-STATE_FILE = "dopr_selector.json"
 
 
 def trl_selector(selector: str | Selector, args: dict | None = None
@@ -184,7 +184,7 @@ class DoprGRPOTrainer(GRPOTrainer):
         self.generation = 0  # selection steps so far (candidate draws)
         self.skipped_updates = 0  # generations with every advantage 0
         self._chosen: list[int] | None = None
-        self._all_equal = False  # the buffered generation's advantages
+        self._skip = False  # the buffered generation trains nothing
         per_generation = self.args.generation_batch_size // \
             self.num_generations
         want = selector.shape.picks or prompts_per_step
@@ -196,21 +196,28 @@ class DoprGRPOTrainer(GRPOTrainer):
                 f"{selector.name!r} picks {want}; set "
                 "per_device_train_batch_size * steps_per_generation * "
                 f"processes = {want * self.num_generations}")
-        # an all-equal generation's optimiser step can be skipped unless
-        # DeepSpeed steps inside backward or an accumulation cycle spans
-        # two generations (whose gradients must not be dropped together)
+        # an all-equal generation's passes and optimiser step can be
+        # skipped unless DeepSpeed steps inside backward or an accumulation
+        # cycle spans two generations (whose gradients must not be dropped
+        # together); with beta > 0 its KL term has a gradient: it trains
         why_not = ("DeepSpeed steps the optimiser inside backward"
                    if self.is_deepspeed_enabled else
                    "an accumulation cycle spans two generations"
                    if (self.args.steps_per_generation * self.num_iterations)
                    % self.args.gradient_accumulation_steps else "")
-        self._skip_all_equal = not why_not
+        self._skip_all_equal = not why_not and self.beta == 0
         if why_not:
             warnings.warn(
                 f"DoprGRPOTrainer: {why_not}, so generations whose "
                 "advantages are all 0 still make an AdamW step (on momentum "
                 "alone); one-prompt rules are less stable than with skips",
                 stacklevel=2)
+        if self.args.restore_callback_states_from_checkpoint:
+            raise ConfigError(
+                "restore_callback_states_from_checkpoint=True would rebuild "
+                "DoprState without its trainer; leave it False: the trainer "
+                "restores the selector's state from the checkpoint itself")
+        self.add_callback(DoprState(self))
 
     # --- selection -----------------------------------------------------------
     def _prompt_text(self, index: int) -> str:
@@ -229,7 +236,7 @@ class DoprGRPOTrainer(GRPOTrainer):
     def _context(self) -> SelectContext:
         return SelectContext(step=self.generation, history=self.history,
                              num_generations=self.num_generations,
-                             seed=self.args.seed, probe=None,
+                             seed=self.args.seed, probe_rewards=None,
                              entropy=self._entropy)
 
     def _select_inputs(self, n_local: int) -> list[dict]:
@@ -253,21 +260,24 @@ class DoprGRPOTrainer(GRPOTrainer):
         if training:
             inputs = self._select_inputs(len(inputs))
         out = super()._generate_and_score_completions(inputs)
-        if training:  # each process holds a slice: decide on all of them
+        if training and self._skip_all_equal:  # each process holds a
+            # slice: decide on all of them
             top = self.accelerator.gather(
                 out["advantages"].detach().abs().max().reshape(1))
-            self._all_equal = not bool(top.max() > 0)
-            self.skipped_updates += self._all_equal
+            self._skip = not bool(top.max() > 0)
+            self.skipped_updates += self._skip
         return out
 
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        """TRL's step; then, if the generation it trained on had every
-        advantage 0, its (zero) gradients are dropped so that the optimiser
-        skips the step instead of replaying its momentum."""
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        if self._all_equal and self._skip_all_equal:
-            model.zero_grad(set_to_none=True)
-        return loss
+    def compute_loss(self, model, inputs, return_outputs=False,
+                     num_items_in_batch=None):
+        """TRL's loss; for a generation whose advantages are all 0, a 0
+        without a forward pass, so no parameter gets a gradient and the
+        optimiser skips the step instead of replaying its momentum."""
+        if self._skip and model.training:
+            return torch.zeros((), device=self.accelerator.device,
+                               requires_grad=True)
+        return super().compute_loss(model, inputs, return_outputs,
+                                    num_items_in_batch)
 
     def _calculate_rewards(self, inputs, prompts, completions,
                            completion_ids_list):
@@ -304,31 +314,32 @@ class DoprGRPOTrainer(GRPOTrainer):
 
     def load_state_dict(self, state: dict) -> None:
         self.generation = state["generation"]
-        self.skipped_updates = state.get("skipped_updates", 0)
+        self.skipped_updates = state["skipped_updates"]
         self.selector.load_state_dict(state["selector"])
         self.history.load_state_dict(state["history"])
         self.counter.load_state_dict(state["counter"])
 
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        if self.args.should_save:
-            folder = Path(self._get_output_dir(trial=trial)) / \
-                f"checkpoint-{self.state.global_step}"
-            tmp = folder / f".{STATE_FILE}.tmp"
-            tmp.write_text(json.dumps(self.state_dict()))
-            os.replace(tmp, folder / STATE_FILE)
 
-    def train(self, resume_from_checkpoint=None, **kwargs):
-        path = resume_from_checkpoint
-        if path is True:
-            path = get_last_checkpoint(self.args.output_dir)
-            if path is None:
-                raise ConfigError(f"no checkpoint in {self.args.output_dir} "
-                                  "to resume from")
-        if path:
-            state_file = Path(path) / STATE_FILE
-            if not state_file.is_file():
-                raise ConfigError(f"{state_file} is missing: {path} was not "
-                                  "written by DoprGRPOTrainer")
-            self.load_state_dict(json.loads(state_file.read_text()))
-        return super().train(resume_from_checkpoint=path, **kwargs)
+class DoprState(TrainerCallback, ExportableState):
+    """The trainer's selection state as one of TRL's stateful callbacks:
+    ``Trainer`` writes :meth:`state` into each checkpoint's
+    ``trainer_state.json`` and, resuming, reads it back into
+    ``TrainerState.stateful_callbacks``, from which
+    :meth:`on_train_begin` restores the trainer."""
+
+    def __init__(self, trainer: DoprGRPOTrainer):
+        self.trainer = trainer
+
+    def state(self) -> dict:
+        return self.trainer.state_dict()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0:  # a fresh run
+            return
+        saved = state.stateful_callbacks.get(type(self).__name__)
+        if saved is None:
+            raise ConfigError(
+                f"the checkpoint resumed at step {state.global_step} holds "
+                f"no {type(self).__name__} in its trainer_state.json: it "
+                "was not written by DoprGRPOTrainer")
+        self.trainer.load_state_dict(saved)
