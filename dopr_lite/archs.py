@@ -73,3 +73,22 @@ def num_parameters(name: str) -> int:
     attn += h + 2 * kv * head_dim  # q, k, v biases
     mlp = 3 * h * i
     return QWEN2_COMMON["vocab_size"] * h + n * (attn + mlp + 2 * h) + h
+
+
+NF4_BITS = 4.127  # bits per quantised weight: NF4 with double quantisation
+#                   (QLoRA, Dettmers et al. 2023, section 3: 4 + 0.127)
+
+
+def weight_gb(name: str, load_in_4bit: bool) -> float:
+    """Estimated memory of architecture ``name``'s weights, in GB: bf16
+    (2 bytes a parameter), or 4-bit as bitsandbytes stores it (the linear
+    layers' weights at :data:`NF4_BITS`, embeddings, norms and biases in
+    bf16).  Arithmetic from the shapes, not a measurement."""
+    total = num_parameters(name)
+    if not load_in_4bit:
+        return 2 * total / 1e9
+    c = ARCHS[name]
+    h, i, n = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    kv = c["num_key_value_heads"] * (h // c["num_attention_heads"])
+    linear = n * (2 * h * h + 2 * h * kv + 3 * h * i)
+    return (linear * NF4_BITS / 8 + 2 * (total - linear)) / 1e9

@@ -22,10 +22,22 @@ Results (each a lower bound that every algorithm obeys):
    (Bretagnolle-Huber inequality; Kaufmann et al. 2016 for bandits).
 3. :func:`instances_to_find` — if a share ``pi`` of candidate prompts is
    informative (``eps <= p <= 1 - eps``), then ``k`` prompts drawn at random
-   contain one with probability >= 1 - delta only if
-   ``k >= ln(1/delta) / -ln(1 - pi)``.  With a capability shared across
-   prompts one informative instance can be enough, so the instance count
-   depends on ``pi`` and ``delta``, not on the dataset size.
+   *with replacement* contain one with probability >= 1 - delta only if
+   ``k >= ln(1/delta) / -ln(1 - pi)``.  Distinct prompts (drawn without
+   replacement from a pool of ``N``, ``M = pi N`` of them informative) miss
+   with probability ``C(N-M, k) / C(N, k) <= (1 - pi)^k``, so fewer can be
+   enough: the exact count (``pool_size=N``) is at most the i.i.d. one.
+   With a capability shared across prompts one informative instance can be
+   enough, so the instance count depends on ``pi`` and ``delta``, not on
+   the dataset size.
+
+Theorems 1 and 3 are one fact, "independent tries that each hit with
+probability ``s`` all miss with probability ``(1 - s)^m``"
+(:func:`draws_to_hit`), applied to different tries: groups on a prompt (a
+group hits if it is mixed) and prompts from a pool (a prompt hits if it is
+informative).  Applied to *groups on prompts drawn at random* it gives the
+groups a random-prompt rule needs for a first signal, with ``s`` the pool's
+mean ``q(p_i, G)``.
 """
 
 from __future__ import annotations
@@ -49,6 +61,19 @@ def informative_prob(p: float, G: int) -> float:
     return max(0.0, 1.0 - p ** G - (1.0 - p) ** G)
 
 
+def draws_to_hit(share: float, delta: float) -> float:
+    """Fewest independent tries, each a hit with probability ``share``,
+    for at least one hit with probability >= 1 - delta (``inf`` if
+    ``share`` is 0)."""
+    _check_prob("share", share)
+    _check_prob("delta", delta, open_=True)
+    if share <= 0.0:
+        return math.inf
+    if share >= 1.0:
+        return 1.0
+    return max(1.0, math.ceil(math.log(delta) / math.log1p(-share)))
+
+
 def groups_to_signal(p: float, G: int, delta: float) -> float:
     """Fewest groups on one prompt for a non-zero update w.p. >= 1 - delta.
 
@@ -56,12 +81,7 @@ def groups_to_signal(p: float, G: int, delta: float) -> float:
     ever gives GRPO a signal.
     """
     _check_prob("delta", delta, open_=True)
-    q = informative_prob(p, G)
-    if q <= 0.0:
-        return math.inf
-    if q >= 1.0:
-        return 1.0
-    return max(1.0, math.ceil(math.log(delta) / math.log1p(-q)))
+    return draws_to_hit(informative_prob(p, G), delta)
 
 
 def rollouts_to_signal(p: float, G: int, delta: float) -> float:
@@ -100,15 +120,28 @@ def rollouts_to_detect(p0: float, p1: float, delta: float) -> float:
     return max(0.0, need / kl) if kl > 0 else math.inf
 
 
-def instances_to_find(pi: float, delta: float) -> float:
+def instances_to_find(pi: float, delta: float,
+                      pool_size: int | None = None) -> float:
     """Fewest random prompts that contain an informative one w.p. >= 1-delta.
 
-    ``pi``: the share of informative prompts in the pool.
+    ``pi``: the share of informative prompts in the pool.  Without
+    ``pool_size`` the prompts are independent draws (with replacement);
+    with it they are distinct prompts of a pool of that size, of which
+    ``round(pi * pool_size)`` are informative (hypergeometric: never more
+    than the independent count).
     """
     _check_prob("pi", pi)
     _check_prob("delta", delta, open_=True)
-    if pi <= 0.0:
+    if pool_size is None:
+        return draws_to_hit(pi, delta)
+    if pool_size < 1:
+        raise ValueError(f"pool_size must be >= 1, got {pool_size}")
+    hits = round(pi * pool_size)
+    if hits == 0:
         return math.inf
-    if pi >= 1.0:
-        return 1.0
-    return max(1.0, math.ceil(math.log(delta) / math.log1p(-pi)))
+    miss = 1.0  # P(the first k distinct prompts are all uninformative)
+    for k in range(1, pool_size - hits + 2):
+        miss *= (pool_size - hits - k + 1) / (pool_size - k + 1)
+        if miss <= delta:
+            return float(k)
+    return float(pool_size - hits + 1)

@@ -15,6 +15,7 @@ import matplotlib
 if "inline" not in matplotlib.get_backend().lower():
     matplotlib.use("Agg")  # headless unless a notebook draws inline
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
 from dopr_lite.env import project_root  # noqa: E402
 from dopr_lite.preflight import GROUP_SIZES  # noqa: E402
@@ -22,6 +23,39 @@ from dopr_lite.runlog import AXES, curves  # noqa: E402
 
 FIGURES = Path(os.environ.get("DOPR_FIGURES",
                               project_root() / "figures"))
+
+# One colour per rule in every figure (matplotlib's tab10 order).
+RULE_COLORS = {"full": "tab:blue", "dynamic": "tab:orange",
+               "fixed": "tab:brown", "random": "tab:green",
+               "thompson": "tab:purple", "dopr": "tab:red",
+               "dopr-v1": "tab:pink"}
+_SPARE = ("tab:gray", "tab:olive", "tab:cyan", "black")
+
+
+def rule_color(label: str) -> str:
+    """The colour of a rule in every figure: by its label, or by the rule
+    a label names first (``full@32`` and ``random one`` take ``full``'s and
+    ``random``'s colour); other labels a fixed spare colour."""
+    for key in (label, label.split("@")[0], label.split()[0].lower()):
+        if key in RULE_COLORS:
+            return RULE_COLORS[key]
+    return _SPARE[sum(map(ord, label)) % len(_SPARE)]
+
+
+def smoothing_window(run, rollouts: int = 64) -> int:
+    """Steps per window so that each window holds about ``rollouts``
+    rollouts: 1 for full-batch GRPO's 64-rollout steps, 8 for a one-prompt
+    rule's 8 (a single group's reward is a 0/1 zigzag; a window's mean
+    reads)."""
+    steps = max(len(run.metrics), 1)
+    per_step = run.metrics[-1]["rollouts"] / steps if run.metrics else 1
+    return max(1, round(rollouts / max(per_step, 1)))
+
+
+def windowed(values, window: int):
+    """Mean of each run of ``window`` consecutive values (last one short)."""
+    return [sum(values[i:i + window]) / len(values[i:i + window])
+            for i in range(0, len(values), window)]
 
 
 def save_figure(fig, name: str, folder: Path | None = None) -> Path:
@@ -35,24 +69,33 @@ def save_figure(fig, name: str, folder: Path | None = None) -> Path:
 
 
 def plot_runs(runs: dict, title: str = ""):
-    """Held-out accuracy and train reward against rollouts, one line a run.
+    """Held-out accuracy, and train reward and zero-variance share, against
+    rollouts, one colour a run.
 
-    ``runs`` maps a label to a :class:`~dopr_lite.runlog.RunResult`.
+    ``runs`` maps a label to a :class:`~dopr_lite.runlog.RunResult`.  The
+    right panel averages consecutive steps in windows of about 64
+    rollouts (:func:`smoothing_window`), so a one-prompt run's curve is as
+    readable as a full batch's.
     """
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     for label, r in runs.items():
+        colour = rule_color(label)
         xs = [e["rollouts"] for e in r.evals]
-        line, = a.plot(xs, [e["accuracy"] for e in r.evals], marker="o",
-                       ms=3, label=f"{label} greedy")
+        a.plot(xs, [e["accuracy"] for e in r.evals], marker="o", ms=3,
+               color=colour, label=f"{label} greedy")
         if "sampled_accuracy" in r.evals[0]:
             a.plot(xs, [e["sampled_accuracy"] for e in r.evals], ls="--",
-                   color=line.get_color(), label=f"{label} sampled")
-        b.plot([m["rollouts"] for m in r.metrics],
-               [m["reward_mean"] for m in r.metrics], color=line.get_color(),
-               label=f"{label} reward")
-        b.plot([m["rollouts"] for m in r.metrics],
-               [m["frac_reward_zero_std"] for m in r.metrics], ls=":",
-               color=line.get_color(), label=f"{label} zero-std groups")
+                   color=colour, label=f"{label} sampled")
+        w = smoothing_window(r)
+        steps = [m["rollouts"] for m in r.metrics][w - 1::w]
+        if len(r.metrics) % w:
+            steps.append(r.metrics[-1]["rollouts"])
+        for key, ls, what in (("reward_mean", "-", "reward"),
+                              ("frac_reward_zero_std", ":",
+                               "zero-var groups")):
+            b.plot(steps, windowed([m[key] for m in r.metrics], w), ls=ls,
+                   color=colour, label=f"{label} {what}"
+                   + (f" ({w}-step mean)" if w > 1 else ""))
     a.set(xlabel="training rollouts", ylabel="held-out accuracy",
           title="held-out accuracy")
     b.set(xlabel="training rollouts", ylabel="fraction",
@@ -66,20 +109,23 @@ def plot_runs(runs: dict, title: str = ""):
     return fig
 
 
-def plot_comparison(results: dict, axes=("rollouts", "updates",
-                                         "train_seconds"),
+def plot_comparison(results: dict, axes=("rollouts", "updates"),
                     target: float | None = None, title: str = ""):
     """Held-out accuracy of several rules (mean and min-max band over
     seeds) against each of ``axes``; ``results`` maps a label to a list of
-    :class:`~dopr_lite.runlog.RunResult` (see :mod:`dopr_lite.compare`)."""
+    :class:`~dopr_lite.runlog.RunResult` (see :mod:`dopr_lite.compare`).
+    ``"train_seconds"`` is measured time: a figure drawn with it differs
+    from run to run, so the default axes leave it out."""
     fig, panels = plt.subplots(1, len(axes), figsize=(4.6 * len(axes), 3.6),
                                squeeze=False)
     for ax, axis in zip(panels[0], axes, strict=True):
         for label, runs in results.items():
             grid, acc = curves(runs, axis)
-            line, = ax.plot(grid, acc.mean(0), label=f"{label} (n={len(runs)})")
+            colour = rule_color(label)
+            ax.plot(grid, acc.mean(0), color=colour,
+                    label=f"{label} (n={len(runs)})")
             ax.fill_between(grid, acc.min(0), acc.max(0), alpha=0.15,
-                            color=line.get_color(), lw=0)
+                            color=colour, lw=0)
         if target is not None:
             ax.axhline(target, color="k", ls=":", lw=1,
                        label="95% of full-batch gain")
@@ -115,7 +161,7 @@ def plot_step_costs(runs: dict, title: str = ""):
     for label, r in runs.items():
         b.plot([m["step"] for m in r.metrics],
                [m["peak_memory_gb"] for m in r.metrics], marker=".",
-               label=label)
+               color=rule_color(label), label=label)
     b.set(xlabel="step", ylabel="GB", title="peak memory per step")
     b.legend(fontsize=7)
     for ax in (a, b):
@@ -164,25 +210,40 @@ def plot_saving(tables: dict, shares=(0.8, 0.95)):
     gain over the rule's) against the candidate batch size B; ``tables``
     maps B to :func:`dopr_lite.compare.comparison` rows.  The dashed line
     is B, the ratio of full-batch GRPO's rollouts per update to a
-    one-prompt rule's."""
+    one-prompt rule's.  A rule that does not reach the share at some B
+    says so in the legend (its line has a gap there)."""
     sizes = sorted(tables)
     labels = list(dict.fromkeys(r["rule"] for B in sizes for r in tables[B]
                                 if r["rule"] != "full"))
-    fig, panels = plt.subplots(1, len(shares), figsize=(5 * len(shares), 3.6),
+    fig, panels = plt.subplots(1, len(shares), figsize=(5 * len(shares), 5.2),
                                squeeze=False)
     for ax, share in zip(panels[0], shares, strict=True):
         for label in labels:
-            ys = [next((r["saving"][share] for r in tables[B]
-                        if r["rule"] == label), float("nan")) for B in sizes]
-            ax.plot(sizes, ys, "o-", label=label)
+            rows = {B: r for B in sizes for r in tables[B]
+                    if r["rule"] == label}
+            ys = [rows[B]["saving"][share] if B in rows else float("nan")
+                  for B in sizes]
+            missed = [B for B in rows if rows[B]["saving"][share]
+                      != rows[B]["saving"][share]]
+            ax.plot(sizes, ys, "o" + ("--" if "@" in label else "-"),
+                    color=rule_color(label),
+                    label=label + (f" (not reached at B = "
+                                   f"{', '.join(map(str, missed))})"
+                                   if missed else ""))
         ax.plot(sizes, sizes, "k--", lw=1,
                 label="B (full's rollouts per update over one prompt's)")
         ax.axhline(10, color="grey", ls=":", lw=1, label="10x")
         ax.set(xscale="log", yscale="log", xticks=sizes, xticklabels=sizes,
                xlabel="candidate batch B", ylabel="saving over full-batch",
                title=f"rollouts to {share:.0%} of full-batch GRPO's gain")
-        ax.minorticks_off()
+        lo, hi = ax.get_ylim()
+        ticks = [t for t in (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500)
+                 if lo <= t <= hi]
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.set_yticklabels([f"{t:g}x" for t in ticks])
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.grid(alpha=0.3)
-    panels[0][0].legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     fig.tight_layout()
     return fig

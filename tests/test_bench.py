@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -22,6 +23,22 @@ def test_archs_match_the_published_parameter_counts():
     # Qwen2.5-0.5B: 0.49B, Qwen2.5-1.5B: 1.54B (model cards, tied embeddings)
     assert abs(archs.num_parameters("qwen2.5-0.5b") / 1e9 - 0.494) < 0.005
     assert abs(archs.num_parameters("qwen2.5-1.5b") / 1e9 - 1.544) < 0.005
+
+
+def test_weight_estimate_counts_the_layers_bitsandbytes_quantises():
+    """4-bit: every nn.Linear weight of the decoder at NF4's bits (the
+    tied lm_head is the embedding, kept in bf16); bf16: 2 bytes each."""
+    from transformers import AutoModelForCausalLM
+
+    from dopr_lite import archs
+
+    model = AutoModelForCausalLM.from_config(archs.config("small"))
+    linear = sum(m.weight.numel() for name, m in model.named_modules()
+                 if isinstance(m, torch.nn.Linear) and name != "lm_head")
+    total = archs.num_parameters("small")
+    assert archs.weight_gb("small", False) == pytest.approx(2 * total / 1e9)
+    assert archs.weight_gb("small", True) == pytest.approx(
+        (linear * archs.NF4_BITS / 8 + 2 * (total - linear)) / 1e9)
 
 
 @pytest.mark.parametrize("four_bit", [True, False], ids=["4bit", "bf16"])

@@ -77,6 +77,32 @@ def test_instances_to_find(pi, delta):
     assert B.instances_to_find(min(1.0, pi * 1.5), delta) <= k
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 300), st.floats(0.01, 1.0), deltas)
+def test_instances_without_replacement_exact_and_never_more(n, pi, delta):
+    """Distinct prompts: the smallest k whose hypergeometric miss
+    probability C(N-M, k) / C(N, k) is <= delta, and never more than the
+    independent-draws count."""
+    m = round(pi * n)
+    k = B.instances_to_find(pi, delta, pool_size=n)
+    if m == 0:
+        assert k == math.inf
+        return
+
+    def miss(j):
+        return math.comb(n - m, j) / math.comb(n, j)
+
+    assert miss(int(k)) <= delta * (1 + 1e-9)
+    assert k == 1 or miss(int(k) - 1) > delta
+    assert k <= B.instances_to_find(m / n, delta)
+
+
+def test_draws_to_hit_is_both_theorems():
+    assert B.groups_to_signal(0.3, 8, 0.05) == B.draws_to_hit(
+        B.informative_prob(0.3, 8), 0.05)
+    assert B.instances_to_find(0.2, 0.05) == B.draws_to_hit(0.2, 0.05)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="delta"):
         B.groups_to_signal(0.5, 8, 0.0)
