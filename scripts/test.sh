@@ -9,6 +9,14 @@ ruff check dopr_lite tests bench examples
 # ~20% slower on one thread than on two, so two one-thread workers finish
 # sooner on a 2-core machine; DOPR_TEST_WORKERS=auto uses every core.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# Notebooks: every cell runs; the cells tagged nbval-check-output (their
+# results) must print what the committed notebook shows, measured times
+# aside (notebooks/nbval_sanitize.cfg); their runs go to a fresh folder,
+# so nothing resumes a run left by an earlier session.
+runs=$(mktemp -d)
+trap 'rm -rf "$runs"' EXIT
+export DOPR_RUNS="$runs"
 python -m pytest -q -m "not gpu" -n "${DOPR_TEST_WORKERS:-2}" \
   --dist loadfile --nbval-lax --nbval-current-env \
+  --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
   --nbval-cell-timeout=600 --durations=12 notebooks tests "$@"
