@@ -125,12 +125,12 @@ def test_a_failed_command_writes_nothing(random_tiny_dir, tmp_path, capsys,
         assert not new.exists(), why
     capsys.readouterr()
     # the data is checked before the model is loaded
-    import dopr_lite.loop
+    import dopr_lite.inputs
 
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the data check")
 
-    monkeypatch.setattr(dopr_lite.loop, "load_policy", no_model)
+    monkeypatch.setattr(dopr_lite.inputs, "load_policy", no_model)
     assert main(_small(random_tiny_dir, new, *cases["bad data"])) == 2
     assert "line 2" in capsys.readouterr().err
 
