@@ -145,8 +145,8 @@ def plot_step_costs(runs: dict, title: str = ""):
     """Seconds per step (rollouts vs update) and peak memory, per run.
 
     Reads the ``rollout_seconds``, ``update_seconds`` and ``peak_memory_gb``
-    columns of each run's metrics (CUDA: peak allocated in the step; CPU:
-    the process's peak RSS so far).
+    columns of each run's metrics (the step's own peak:
+    :func:`dopr_lite.env.peak_memory_gb`).
     """
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
     labels = list(runs)
