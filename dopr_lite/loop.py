@@ -416,7 +416,11 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
             bar.update(row, logs.evals[-1]["accuracy"])
             if step % cfg.eval_every == 0:
                 logs.add_eval(evaluate_run(run, step, row))
-            if cfg.save_every and step % cfg.save_every == 0:
+            # the last step is saved once, after its final evaluation: a
+            # checkpoint before that evaluation would let a run killed in
+            # between resume as finished with the evaluation uncounted
+            if (cfg.save_every and step % cfg.save_every == 0
+                    and budget_left(cfg, step, run.counter)):
                 checkpoint(run, step, time.time() - t_origin)
             if interrupted():
                 bar.close()
