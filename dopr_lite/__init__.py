@@ -52,7 +52,7 @@ _API = {
     "dopr_lite.grpo": ["group_advantages", "grpo_loss", "grpo_update",
                        "zero_std_fraction"],
     "dopr_lite.select": ["SELECTORS", "Selector", "SelectContext", "Shape",
-                         "PromptHistory", "DoPR", "make_selector",
+                         "PromptHistory", "DoPR", "DoPRv1", "make_selector",
                          "candidate_batch"],
     "dopr_lite.bound": ["informative_prob", "groups_to_signal",
                         "rollouts_to_detect", "instances_to_find"],

@@ -22,11 +22,15 @@ Rules (``SELECTORS``):
   al. 2025); the loop does the refilling.
 * ``thompson`` :class:`Thompson`, Beta posterior per prompt, Thompson sample,
   pick the prompt whose sample is closest to p = 0.5 (MoPPS, Qu et al. 2025).
-* ``dopr``     :class:`DoPR`, one prompt per batch by reward volatility plus
-  an entropy-modulated exploration bonus, with one probe rollout on each
-  of the two best new candidates of the next batch, generated in this
-  step's call (Zhang et al. 2026; our interpretation, see the class
-  docstring).
+* ``dopr-v1``  :class:`DoPRv1`, this project's first formalisation of DoPR:
+  reward volatility plus an entropy-modulated UCB bonus (kept for
+  comparison).
+* ``dopr``     :class:`DoPR`, one prompt per batch by an optimistic
+  (posterior-quantile) estimate of its reward volatility, the policy's
+  entropy ordering prompts the evidence cannot tell apart, and one probe
+  rollout on each of the two best new candidates of the next batch,
+  generated in this step's call (Zhang et al. 2026; our interpretation,
+  see the class docstring).
 """
 
 from __future__ import annotations
@@ -454,12 +458,14 @@ class EntropyMemo:
         self.values = {int(k): float(v) for k, v in ahead["values"].items()}
 
 
-class DoPR(BayesianSelector):
-    r"""Dynamic one-shot policy refinement: one prompt per batch.
+class DoPRv1(BayesianSelector):
+    r"""DoPR as this project first formalised it (``dopr-v1``), kept so
+    every table can show it against :class:`DoPR`.  Its exploration term
+    is not on the volatility's scale: on a fresh pool every n_i is 0, so
+    the bonus grows with t while V varies across candidates by ~0.2, and
+    most picks are the highest-entropy candidate (``bench/README.md``).
 
-    Our precise version of the rule Zhang et al. (2026) describe as reward
-    volatility plus an exploration-driven acquisition term (summaries call
-    it an entropy-modulated UCB).  For candidate i at step t (t >= 1)::
+    One prompt per batch, for candidate i at step t (t >= 1)::
 
         score_i = V_i + c * h_i * sqrt(ln(t + 1) / (n_i + 1))
 
@@ -523,7 +529,7 @@ class DoPR(BayesianSelector):
     tried prompts, probing new candidates.
     """
 
-    name = "dopr"
+    name = "dopr-v1"
 
     def __init__(self, c: float = 1.0, gamma: float = 0.9,
                  prior_n: float = 2.0, volatility: bool = True,
@@ -644,9 +650,167 @@ class DoPR(BayesianSelector):
         self.entropies.load_state_dict(state)
 
 
+QUANTILE_CELLS = 1024  # grid cells in p for posterior quantiles of u(p)
+
+
+def informative_quantile(alpha, beta, G: int, level: float) -> torch.Tensor:
+    """The upper ``level`` quantile of u(p) = 1 - p^G - (1-p)^G, the chance
+    that a group of G binary rewards is not all equal, for p ~ Beta(alpha,
+    beta): the largest y with P(u(p) >= y) >= 1 - level.  Computed on a
+    grid of :data:`QUANTILE_CELLS` cells in p (deterministic, float64), so
+    equal posteriors give exactly equal values."""
+    alpha = torch.as_tensor(alpha, dtype=torch.float64).reshape(-1, 1)
+    beta = torch.as_tensor(beta, dtype=torch.float64).reshape(-1, 1)
+    x = (torch.arange(QUANTILE_CELLS, dtype=torch.float64) + 0.5) \
+        / QUANTILE_CELLS
+    u = 1 - x ** G - (1 - x) ** G
+    order = torch.argsort(u, descending=True, stable=True)
+    mass = torch.softmax((alpha - 1) * torch.log(x)
+                         + (beta - 1) * torch.log1p(-x), dim=1)
+    above = mass[:, order].cumsum(1)  # P(u(p) >= u of that cell)
+    first = (above < (1 - level) - 1e-12).sum(1).clamp(max=len(x) - 1)
+    return u[order][first]
+
+
+class DoPR(DoPRv1):
+    r"""Dynamic one-shot policy refinement: one prompt per batch, chosen by
+    an optimistic estimate of its reward volatility.
+
+    Our formalisation of the rule Zhang et al. (2026) describe as "reward
+    volatility and uncertainty-aware exploration" (the formula is not
+    public).  Everything is on one scale, the chance u(p) = 1 - p^G -
+    (1-p)^G that a group of G rollouts on a prompt with success rate p has
+    non-zero reward variance (so GRPO learns from it):
+
+    * each prompt's p has a discounted Beta posterior (``gamma`` per step
+      since its rewards were seen; the prior is ``prior_n`` pseudo-rollouts
+      at the pool's pooled success rate: an unseen prompt is a typical one);
+    * ``score="ucb"``: the score is the upper quantile of u(p) at level
+      1 - 1/(t + 2) (Bayes-UCB, Kaufmann et al. 2012).  Exploration lives
+      in the posterior's width: it shrinks as a prompt's evidence grows,
+      and it can never outweigh the evidence by more than u's own range;
+      ``volatility`` in :attr:`last_scores` is the posterior mean of u;
+    * ``score="sample"``: the score is u(p~) of one posterior sample p~
+      (Thompson sampling on the volatility);
+    * the policy's entropy on a prompt (its first completion token) is
+      prior information, not a term of the score: it orders prompts whose
+      scores are equal, which on a fresh pool are the unseen ones, and it
+      is measured only for them (where it can change the pick);
+      ``entropy=False`` breaks ties by a seeded coin and never measures it;
+    * probes (``probe=1, probe_top=2``, generated one step ahead with the
+      group, as :class:`DoPRv1` does): the ``probe_top`` best-ranked
+      candidates of the next batch that have no rewards get ``probe``
+      rollouts each, so their posterior is not the prior's when picked.
+
+    Which score, whether the entropy and whether the probes: chosen on
+    design seeds by a protocol committed before the runs (``bench/README.md``,
+    "DoPR re-derived").
+    """
+
+    name = "dopr"
+
+    def __init__(self, score: str = "ucb", entropy: bool = True,
+                 gamma: float = 0.9, prior_n: float = 2.0, k: int = 1,
+                 probe: int = 1, probe_top: int = 2, ahead: bool = True):
+        self.check_args(score=score, probe=probe, probe_top=probe_top, k=k)
+        super().__init__(c=1.0, gamma=gamma, prior_n=prior_n,
+                         entropy_mod=entropy, k=k, probe=probe,
+                         probe_top=probe_top, ahead=ahead)
+        self.score = score
+
+    @classmethod
+    def check_args(cls, **kwargs):
+        super().check_args(**kwargs)
+        if kwargs.get("score", "ucb") not in ("ucb", "sample"):
+            raise ValueError(f"score must be 'ucb' or 'sample', got "
+                             f"{kwargs['score']!r}")
+
+    def scores(self, candidates: list[int], ctx: SelectContext,
+               salt: str = "dopr") -> dict:
+        """Each candidate's score and what it is made of (changes
+        nothing; ``score="sample"`` draws from a stream seeded by the
+        run's seed, step and ``salt``)."""
+        prior = self.prior(ctx.step)
+        ab = self.post.params(candidates, ctx.step, prior)
+        G = ctx.num_generations
+        if self.score == "ucb":
+            score = informative_quantile(ab[:, 0], ab[:, 1], G,
+                                         1 - 1 / (ctx.step + 2))
+        else:
+            with torch.random.fork_rng(devices=[]):  # own stream: resumable
+                torch.manual_seed(ctx.rng(salt).getrandbits(62))
+                p = torch.distributions.Beta(ab[:, 0], ab[:, 1]).sample()
+            score = 1 - p ** G - (1 - p) ** G
+        return {"score": score.float(),
+                "volatility": expected_informative_prob(ab[:, 0], ab[:, 1],
+                                                        G),
+                "mean": ab[:, 0] / ab.sum(1),
+                "visits": torch.tensor([float(ctx.history.visits.get(i, 0))
+                                        for i in candidates])}
+
+    def best(self, candidates: list[int], score: torch.Tensor, m: int,
+             ctx: SelectContext, salt: str) -> list[int]:
+        """The ``m`` best candidates by score, equal scores ordered by the
+        policy's entropy (measured only for a group of equal scores that
+        straddles the cut), then by a seeded coin."""
+        rng = ctx.rng(salt)
+        coin = [rng.random() for _ in candidates]
+        vals = score.tolist()
+        order = sorted(range(len(candidates)), key=lambda j: (-vals[j],
+                                                              coin[j]))
+        chosen, j = [], 0
+        while len(chosen) < m and j < len(order):
+            group = [o for o in order[j:] if vals[o] == vals[order[j]]]
+            j += len(group)
+            if len(chosen) + len(group) > m and ctx.entropy is not None:
+                h = ctx.entropy([candidates[o] for o in group]).tolist()
+                group = [o for _, _, o in sorted(
+                    zip((-e for e in h), (coin[o] for o in group), group,
+                        strict=True))]
+            chosen += group[:m - len(chosen)]
+        return [candidates[o] for o in chosen]
+
+    def to_probe(self, candidates, ctx):
+        new = [i for i in dict.fromkeys(candidates)
+               if i not in self.post.counts]
+        if not self.probe:
+            return []
+        if self.probe_top and len(new) > self.probe_top:
+            new = self.best(new, self.scores(new, ctx, "probe")["score"],
+                            self.probe_top, ctx, "probe")
+        return new
+
+    def _entropy(self, ctx: SelectContext, step: int) -> SelectContext:
+        """``ctx`` whose entropy is measured once per prompt and step, or
+        None where the rule does not use it."""
+        if not self._measures_entropy(ctx):
+            return replace(ctx, entropy=None)
+        return replace(ctx, entropy=self.entropies.cached(ctx.entropy, step))
+
+    def probes_ahead(self, candidates, ctx):
+        if not (self.probe and self.ahead):
+            return [], 0
+        nxt = self._entropy(replace(ctx, step=ctx.step + 1), ctx.step + 1)
+        return self.to_probe(list(candidates), nxt), self.probe
+
+    def select(self, candidates, ctx):
+        ctx = self._entropy(ctx, ctx.step)
+        cands = list(dict.fromkeys(candidates))
+        if not self.ahead:
+            self.probe_new(cands, ctx)
+        terms = self.scores(cands, ctx)
+        picks = self.best(cands, terms["score"], self.k, ctx, "dopr")
+        self.last_scores = {k: v.tolist() for k, v in terms.items()}
+        self.last_scores["candidates"] = cands
+        self.last_scores["entropy_measured"] = (
+            len(self.entropies.values) if ctx.entropy is not None else 0)
+        return picks
+
+
 SELECTORS: dict[str, type[Selector]] = {  # baselines first, DoPR last
     "full": FullBatch, "dynamic": DynamicSampling, "fixed": FixedOneShot,
-    "random": RandomOne, "thompson": Thompson, "dopr": DoPR}
+    "random": RandomOne, "thompson": Thompson, "dopr-v1": DoPRv1,
+    "dopr": DoPR}
 
 
 def _selector_class(name: str) -> type[Selector]:

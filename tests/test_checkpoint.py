@@ -72,16 +72,20 @@ def test_a_run_resumes_only_under_the_code_that_made_it(random_tiny_dir,
           progress=False)
     (ckpt,) = tmp_path.glob("ckpt-*")
     made = json.loads((ckpt / "manifest.json").read_text())["made_by"]
-    assert made["selector"] == "dopr" and made["selector_args"]["c"] == 1.0
+    assert made["selector"] == "dopr" and made["selector_args"]["gamma"] == 0.9
     before = _files(tmp_path)
-    c, *rest = DoPR.__init__.__defaults__
-    monkeypatch.setattr(DoPR.__init__, "__defaults__", (2.0, *rest))
+    defaults = DoPR.__init__.__defaults__
+    names = DoPR.__init__.__code__.co_varnames[1:1 + len(defaults)]
+    changed = tuple(0.5 if n == "gamma" else d
+                    for n, d in zip(names, defaults, strict=True))
+    monkeypatch.setattr(DoPR.__init__, "__defaults__", changed)
     with pytest.raises(ConfigError, match=r"(?s)other code.*dopr argument "
-                       r"'c'.*1\.0 \(saved\) vs 2\.0 \(this code\).*--fresh"):
+                       r"'gamma'.*0\.9 \(saved\) vs 0\.5 \(this code\).*"
+                       r"--fresh"):
         train(_cfg(random_tiny_dir, tmp_path, max_steps=4, selector="dopr"),
               progress=False)
     assert _files(tmp_path) == before
-    monkeypatch.setattr(DoPR.__init__, "__defaults__", (c, *rest))
+    monkeypatch.setattr(DoPR.__init__, "__defaults__", defaults)
     manifest = ckpt / "manifest.json"
     stamped = manifest.read_text()
     manifest.write_text(json.dumps({k: v for k, v in json.loads(

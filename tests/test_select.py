@@ -7,11 +7,11 @@ import torch
 from dopr_lite.bound import informative_prob as point_informative
 from dopr_lite.errors import ConfigError
 from dopr_lite.select import (SELECTORS, BayesianSelector, BetaPosterior,
-                              DoPR, FixedOneShot, FullBatch, PromptHistory,
-                              RandomOne, SelectContext, Thompson,
-                              beta_moment, can_warm_start, candidate_batch,
-                              expected_informative_prob, feedback,
-                              make_selector)
+                              DoPR, DoPRv1, FixedOneShot, FullBatch,
+                              PromptHistory, RandomOne, SelectContext,
+                              Thompson, beta_moment, can_warm_start,
+                              candidate_batch, expected_informative_prob,
+                              feedback, informative_quantile, make_selector)
 
 
 def _ctx(step=0, history=None, seed=0, **kw):
@@ -59,7 +59,7 @@ def test_feedback_counts_the_visit_then_updates_the_rule():
 def test_every_rule_declares_its_shape():
     shapes = {name: make_selector(name).shape for name in SELECTORS}
     assert [n for n, s in shapes.items() if s.picks == 1] == [
-        "fixed", "random", "thompson", "dopr"]
+        "fixed", "random", "thompson", "dopr-v1", "dopr"]
     assert shapes["full"].picks is None and shapes["dynamic"].draws == 3
     assert shapes["fixed"].probes and shapes["dopr"].probes
     assert make_selector("dopr", probe=0).shape.trains_all_it_generates
@@ -141,7 +141,7 @@ def test_thompson_prefers_the_uncertain_prompt_and_keeps_the_global_rng():
 
 
 def test_dopr_picks_the_volatile_prompt_over_solved_and_hopeless_ones():
-    sel, h = DoPR(revisit=8), PromptHistory()
+    sel, h = DoPRv1(revisit=8), PromptHistory()
     for step in range(3):
         _feed(sel, h, 0, 8, step)
         _feed(sel, h, 1, 0, step)
@@ -151,11 +151,11 @@ def test_dopr_picks_the_volatile_prompt_over_solved_and_hopeless_ones():
     assert terms["volatility"][1] < 0.5
     assert sel.select([0, 1, 2], _ctx(3, h)) == [2]
     assert sel.select([0, 1], _ctx(3, h)) == [2]  # revisited from history
-    assert DoPR(revisit=0, probe=0).select([0, 1], _ctx(3, h))[0] in (0, 1)
+    assert DoPRv1(revisit=0, probe=0).select([0, 1], _ctx(3, h))[0] in (0, 1)
 
 
 def test_dopr_bonus_picks_an_unseen_prompt_and_entropy_modulates_it():
-    sel, h = DoPR(volatility=False, c=1.0, probe=0), PromptHistory()
+    sel, h = DoPRv1(volatility=False, c=1.0, probe=0), PromptHistory()
     _feed(sel, h, 0, 4, 0)
     assert sel.select([0, 5], _ctx(1, h)) == [5]  # unseen: larger bonus
     ent = {5: 0.1, 6: 2.0}
@@ -164,7 +164,7 @@ def test_dopr_bonus_picks_an_unseen_prompt_and_entropy_modulates_it():
         return torch.tensor([ent.get(i, 1.0) for i in indices])
 
     assert sel.select([5, 6], _ctx(1, h, entropy=entropy)) == [6]
-    flat = DoPR(volatility=False, c=1.0, entropy_mod=False)
+    flat = DoPRv1(volatility=False, c=1.0, entropy_mod=False)
     terms = flat.scores([5, 6], _ctx(1, h, entropy=entropy))
     assert terms["score"][0] == terms["score"][1]
 
@@ -178,7 +178,7 @@ def test_dopr_probes_new_candidates_once_and_their_rewards_steer_v():
         return torch.tensor([outcome[i] for i in indices])
 
     # V only (the probes decide), probing in a call of its own
-    sel = DoPR(c=0.0, probe=2, probe_top=0, ahead=False)
+    sel = DoPRv1(c=0.0, probe=2, probe_top=0, ahead=False)
     assert sel.select([0, 1, 2], _ctx(probe_rewards=probe)) == [1]
     assert calls == [([0, 1, 2], 2)]
     assert sel.select([2, 3, 0], _ctx(1, probe_rewards=probe)) == [3]
@@ -186,7 +186,7 @@ def test_dopr_probes_new_candidates_once_and_their_rewards_steer_v():
     # the probes inform the posterior but are not training visits
     assert sel.post.counts[1][:2] == [1.0, 1.0]
     with pytest.raises(RuntimeError, match="probe=0"):
-        DoPR(probe=1, ahead=False).select([5], _ctx())
+        DoPRv1(probe=1, ahead=False).select([5], _ctx())
     with pytest.raises(ConfigError, match="probe and probe_top must be"):
         make_selector("dopr", probe=-1)
     with pytest.raises(ConfigError, match="probe_top=-1"):
@@ -207,7 +207,7 @@ def test_dopr_probe_top_probes_only_the_best_scoring_new_candidates():
         return torch.tensor([{0: 0.5, 1: 0.8, 2: 0.1, 3: 0.9}[i]
                              for i in indices])
 
-    sel = DoPR(probe=1, probe_top=2, ahead=False)
+    sel = DoPRv1(probe=1, probe_top=2, ahead=False)
     sel.select([0, 1, 2, 3], _ctx(probe_rewards=probe, entropy=entropy))
     assert calls == [[3, 1]]
     assert set(sel.post.counts) == {1, 3}  # the others stay unprobed
@@ -229,7 +229,7 @@ def test_dopr_probes_ahead_the_next_batch_in_this_steps_call():
     def no_probe(indices, n):
         raise AssertionError("probed in a call of its own")
 
-    sel, h = DoPR(probe=1, probe_top=2), PromptHistory()
+    sel, h = DoPRv1(probe=1, probe_top=2), PromptHistory()
     ctx = _ctx(0, h, probe_rewards=no_probe, entropy=entropy)
     sel.select([7], ctx)  # step 0: nothing probed, nothing known
     assert sel.probes_ahead([0, 1, 2, 3], ctx) == ([3, 1], 1)
@@ -243,11 +243,11 @@ def test_dopr_probes_ahead_the_next_batch_in_this_steps_call():
     assert sel.last_scores["entropy"] == pytest.approx(
         [0.5 / 0.9, 0.8 / 0.9, 0.1 / 0.9, 1.0])
     # without probes nothing is planned ahead
-    assert DoPR(probe=0).probes_ahead([0, 1], ctx) == ([], 0)
+    assert DoPRv1(probe=0).probes_ahead([0, 1], ctx) == ([], 0)
 
 
 def test_dopr_prior_follows_the_pooled_success_rate():
-    sel, h = DoPR(), PromptHistory()
+    sel, h = DoPRv1(), PromptHistory()
     assert sel.prior(0) == (1.0, 1.0)
     for i in range(10):
         _feed(sel, h, i, 8, 0)
@@ -258,12 +258,12 @@ def test_dopr_prior_follows_the_pooled_success_rate():
 
 
 def test_dopr_state_roundtrips_through_json():
-    sel, h = DoPR(), PromptHistory()
+    sel, h = DoPRv1(), PromptHistory()
     for step, (p, s) in enumerate([(0, 3), (1, 8), (2, 5), (0, 6)]):
         _feed(sel, h, p, s, step)
     ctx = _ctx(3, h, entropy=lambda idx: torch.arange(len(idx)) + 1.0)
     ahead = sel.probes_ahead([3, 4, 5, 0], ctx)  # entropies kept for step 4
-    clone = DoPR()
+    clone = DoPRv1()
     clone.load_state_dict(json.loads(json.dumps(sel.state_dict())))
     assert clone.probes_ahead([3, 4, 5, 0], ctx) == ahead
 
@@ -279,11 +279,11 @@ def test_dopr_state_roundtrips_through_json():
 
 def test_every_rule_is_registered():
     assert set(SELECTORS) == {"full", "random", "fixed", "dynamic",
-                              "thompson", "dopr"}
+                              "thompson", "dopr-v1", "dopr"}
 
 
 def test_dopr_entropy_is_relative_to_the_runs_largest():
-    sel, h = DoPR(c=1.0, probe=0), PromptHistory()
+    sel, h = DoPRv1(c=1.0, probe=0), PromptHistory()
     calls = {"high": lambda idx: torch.full((len(idx),), 2.0),
              "low": lambda idx: torch.full((len(idx),), 0.1)}
     sel.select([1, 2], _ctx(0, h, entropy=calls["high"]))
@@ -291,13 +291,13 @@ def test_dopr_entropy_is_relative_to_the_runs_largest():
     # a confident policy later: the bonus shrinks and volatility decides
     low = sel.scores([1, 2], _ctx(1, h, entropy=calls["low"]))["entropy"]
     assert low.tolist() == pytest.approx([0.05, 0.05])
-    clone = DoPR(c=1.0)
+    clone = DoPRv1(c=1.0)
     clone.load_state_dict(json.loads(json.dumps(sel.state_dict())))
     assert clone.entropies.peak == 2.0
 
 
 def test_dopr_queries_change_nothing():
-    sel, h = DoPR(revisit=4), PromptHistory()
+    sel, h = DoPRv1(revisit=4), PromptHistory()
     for step, (p, s) in enumerate([(0, 3), (1, 8), (2, 5)]):
         _feed(sel, h, p, s, step)
     before = json.dumps(sel.state_dict())
@@ -315,10 +315,11 @@ def test_dopr_queries_change_nothing():
 
 def test_the_bayesian_rules_share_one_posterior_base():
     assert [n for n, c in SELECTORS.items()
-            if issubclass(c, BayesianSelector)] == ["thompson", "dopr"]
-    assert [n for n in SELECTORS if can_warm_start(n)] == ["thompson",
-                                                           "dopr"]
-    for sel in (Thompson(), DoPR()):
+            if issubclass(c, BayesianSelector)] == ["thompson", "dopr-v1",
+                                                    "dopr"]
+    assert [n for n in SELECTORS if can_warm_start(n)] == [
+        "thompson", "dopr-v1", "dopr"]
+    for sel in (Thompson(), DoPRv1(), DoPR()):
         sel.warm_start({0: (8, 8), 1: (2, 8)})
         sel.observe_probes([2], torch.tensor([[1.0, 0.0]]), _ctx(0))
         assert sel.post.counts == {0: [8.0, 0.0, 0], 1: [2.0, 6.0, 0],
@@ -343,3 +344,135 @@ def test_beta_moment_is_the_product_formula():
             for x, y in ((0.5, 1.5), (2.0, 3.0))]
     assert beta_moment(a, b, 5).tolist() == pytest.approx(want, rel=1e-12)
     assert float(beta_moment(1.0, 1.0, 8)) == pytest.approx(1 / 9)
+
+
+def test_informative_quantile_is_on_u_scale_and_shrinks_with_evidence():
+    G = 8
+    # a concentrated posterior: every quantile is the point value u(p)
+    for p in (0.1, 0.5, 0.8):
+        n = 1e5
+        q = informative_quantile(p * n, (1 - p) * n, G, 0.9)
+        assert float(q) == pytest.approx(  # to the grid: |du/dp| <= G
+            1 - p ** G - (1 - p) ** G, abs=G / 1024)
+    # monotone in the level, bounded by u's range
+    levels = [0.5, 0.8, 0.95, 0.99]
+    qs = [float(informative_quantile(2.0, 6.0, G, lv)) for lv in levels]
+    assert qs == sorted(qs) and 0 <= qs[0] and qs[-1] <= 1
+    # a solved prompt: its optimism fades as its evidence grows
+    few, many = informative_quantile([3.0, 30.0], [1.0, 1.0], G, 0.95)
+    assert float(many) < float(few)
+    # Monte Carlo agrees with the grid
+    torch.manual_seed(0)
+    p = torch.distributions.Beta(3.0, 5.0).sample((200_000,))
+    u = 1 - p ** G - (1 - p) ** G
+    mc = torch.quantile(u[:100_000], 0.9)
+    assert float(informative_quantile(3.0, 5.0, G, 0.9)) == pytest.approx(
+        float(mc), abs=5e-3)
+
+
+def test_dopr_scores_put_a_volatile_prompt_above_solved_and_hopeless():
+    for score in ("ucb", "sample"):
+        sel, h = DoPR(score=score, probe=0), PromptHistory()
+        for step in range(3):
+            _feed(sel, h, 0, 8, step)
+            _feed(sel, h, 1, 0, step)
+            _feed(sel, h, 2, 4, step)
+        assert sel.select([0, 1, 2], _ctx(3, h)) == [2]
+        terms = sel.scores([0, 1, 2], _ctx(3, h))
+        assert terms["score"][2] > max(terms["score"][0], terms["score"][1])
+        assert all(0 <= v <= 1 for v in terms["score"].tolist())
+
+
+def test_dopr_entropy_orders_only_equal_scores_and_is_measured_for_them():
+    sel, h = DoPR(probe=0), PromptHistory()
+    for step in range(3):
+        _feed(sel, h, 0, 8, step)  # solved: a low score
+    asked = []
+
+    def entropy(indices):
+        asked.extend(indices)
+        return torch.tensor([{0: 9.0, 5: 0.1, 6: 2.0, 7: 1.0}[i]
+                             for i in indices])
+
+    # 5, 6, 7 are unseen (equal scores): the entropy orders them; the
+    # solved prompt's high entropy does not lift it
+    assert sel.select([0, 5, 6, 7], _ctx(3, h, entropy=entropy)) == [6]
+    assert sorted(asked) == [5, 6, 7]
+    # one candidate alone at the top: no entropy is measured
+    asked.clear()
+    _feed(sel, h, 5, 4, 3)
+    assert sel.select([0, 5, 6, 7], _ctx(4, h, entropy=entropy)) == [5]
+    assert asked == []
+    # entropy=False: a seeded coin among equals, nothing measured
+    flat = DoPR(probe=0, entropy=False)
+    picks = {flat.select([5, 6, 7], _ctx(s, PromptHistory(), seed=s,
+                                         entropy=entropy))[0]
+             for s in range(20)}
+    assert asked == [] and len(picks) > 1
+
+
+def _exhaustive_pick(sel, cands, ctx):
+    """The rule's order with every candidate's entropy measured."""
+    terms = sel.scores(cands, ctx)
+    rng = ctx.rng("dopr")
+    coin = [rng.random() for _ in cands]
+    h = (ctx.entropy(cands).tolist() if ctx.entropy is not None
+         else [0.0] * len(cands))
+    key = sorted(range(len(cands)), key=lambda j: (
+        -float(terms["score"][j]), -h[j], coin[j]))
+    return [cands[key[0]]]
+
+
+def test_dopr_picks_equal_the_exhaustive_rule_on_a_seeded_run():
+    """Measuring entropies only where they can change the pick picks what
+    measuring every candidate's would, step by step, with probes."""
+    gen = torch.Generator().manual_seed(3)
+    rate = torch.rand(64, generator=gen)  # each prompt's success rate
+    ent = torch.rand(64, generator=gen) * 2
+    measured = []
+
+    def entropy(indices):
+        measured.append(len(indices))
+        return ent[indices]
+
+    def rewards(i, n, step):
+        g = torch.Generator().manual_seed(1000 * step + i)
+        return (torch.rand(n, generator=g) < rate[i]).float()
+
+    sel, h = DoPR(probe=1, probe_top=2), PromptHistory()
+    for step in range(40):
+        ctx = _ctx(step, h, entropy=entropy)
+        cands = candidate_batch(step, 64, 16, seed=0)
+        want = _exhaustive_pick(sel, list(dict.fromkeys(cands)), ctx)
+        assert sel.select(cands, ctx) == want
+        probes, n = sel.probes_ahead(candidate_batch(step + 1, 64, 16, 0),
+                                     ctx)
+        feedback(sel, want, rewards(want[0], 8, step).unsqueeze(0), ctx)
+        if probes:
+            sel.observe_probes(probes, torch.stack(
+                [rewards(i, n, step + 1) for i in probes]), ctx)
+    assert sum(measured) < 40 * 16 * 2  # fewer than measuring every one
+
+
+def test_dopr_v2_state_roundtrips_and_queries_change_nothing():
+    for score in ("ucb", "sample"):
+        sel, h = DoPR(score=score), PromptHistory()
+        for step, (p, s) in enumerate([(0, 3), (1, 8), (2, 5), (0, 6)]):
+            _feed(sel, h, p, s, step)
+        ctx = _ctx(4, h, entropy=lambda idx: torch.arange(len(idx)) + 1.0)
+        before = json.dumps(sel.state_dict())
+        sel.scores([0, 4, 5], ctx)
+        sel.to_probe([4, 5, 6, 7], ctx)
+        assert json.dumps(sel.state_dict()) == before
+        ahead = sel.probes_ahead([3, 4, 5, 0], ctx)
+        clone = DoPR(score=score)
+        clone.load_state_dict(json.loads(json.dumps(sel.state_dict())))
+        assert clone.probes_ahead([3, 4, 5, 0], ctx) == ahead
+        for step in range(5, 9):
+            ctx = _ctx(step, h, entropy=lambda idx: torch.ones(len(idx)))
+            assert clone.select([3, 4, 0], ctx) == sel.select([3, 4, 0], ctx)
+
+
+def test_dopr_v2_refuses_an_unknown_score():
+    with pytest.raises(ConfigError, match="score must be"):
+        make_selector("dopr", score="mean")
