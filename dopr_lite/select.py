@@ -702,14 +702,18 @@ class DoPR(DoPRv1):
       candidates of the next batch that have no rewards get ``probe``
       rollouts each, so their posterior is not the prior's when picked.
 
-    Which score, whether the entropy and whether the probes: chosen on
-    design seeds by a protocol committed before the runs (``bench/README.md``,
-    "DoPR re-derived").
+    The default, ``score="sample"`` with the probes, won a protocol
+    committed before its design runs (``bench/README.md``, "DoPR
+    re-derived"; candidates: Bayes-UCB with and without the entropy or the
+    probes, and the sample).  A sample has no ties, so the default never
+    measures the entropy.  Ranking by u(p~) is ranking by |p~ - 0.5|, the
+    order :class:`Thompson` (MoPPS) uses: what this rule adds to it is the
+    probes and the empirical-Bayes prior.
     """
 
     name = "dopr"
 
-    def __init__(self, score: str = "ucb", entropy: bool = True,
+    def __init__(self, score: str = "sample", entropy: bool = True,
                  gamma: float = 0.9, prior_n: float = 2.0, k: int = 1,
                  probe: int = 1, probe_top: int = 2, ahead: bool = True):
         self.check_args(score=score, probe=probe, probe_top=probe_top, k=k)
@@ -721,7 +725,7 @@ class DoPR(DoPRv1):
     @classmethod
     def check_args(cls, **kwargs):
         super().check_args(**kwargs)
-        if kwargs.get("score", "ucb") not in ("ucb", "sample"):
+        if kwargs.get("score", "sample") not in ("ucb", "sample"):
             raise ValueError(f"score must be 'ucb' or 'sample', got "
                              f"{kwargs['score']!r}")
 

@@ -384,7 +384,7 @@ def test_dopr_scores_put_a_volatile_prompt_above_solved_and_hopeless():
 
 
 def test_dopr_entropy_orders_only_equal_scores_and_is_measured_for_them():
-    sel, h = DoPR(probe=0), PromptHistory()
+    sel, h = DoPR(score="ucb", probe=0), PromptHistory()
     for step in range(3):
         _feed(sel, h, 0, 8, step)  # solved: a low score
     asked = []
@@ -404,7 +404,7 @@ def test_dopr_entropy_orders_only_equal_scores_and_is_measured_for_them():
     assert sel.select([0, 5, 6, 7], _ctx(4, h, entropy=entropy)) == [5]
     assert asked == []
     # entropy=False: a seeded coin among equals, nothing measured
-    flat = DoPR(probe=0, entropy=False)
+    flat = DoPR(score="ucb", probe=0, entropy=False)
     picks = {flat.select([5, 6, 7], _ctx(s, PromptHistory(), seed=s,
                                          entropy=entropy))[0]
              for s in range(20)}
@@ -439,7 +439,7 @@ def test_dopr_picks_equal_the_exhaustive_rule_on_a_seeded_run():
         g = torch.Generator().manual_seed(1000 * step + i)
         return (torch.rand(n, generator=g) < rate[i]).float()
 
-    sel, h = DoPR(probe=1, probe_top=2), PromptHistory()
+    sel, h = DoPR(score="ucb", probe=1, probe_top=2), PromptHistory()
     for step in range(40):
         ctx = _ctx(step, h, entropy=entropy)
         cands = candidate_batch(step, 64, 16, seed=0)
@@ -476,3 +476,18 @@ def test_dopr_v2_state_roundtrips_and_queries_change_nothing():
 def test_dopr_v2_refuses_an_unknown_score():
     with pytest.raises(ConfigError, match="score must be"):
         make_selector("dopr", score="mean")
+
+
+def test_dopr_default_samples_and_never_measures_the_entropy():
+    """The default (score="sample") has no equal scores to order."""
+    asked = []
+
+    def entropy(indices):
+        asked.extend(indices)
+        return torch.ones(len(indices))
+
+    sel, h = DoPR(), PromptHistory()
+    ctx = _ctx(0, h, entropy=entropy)
+    sel.select(list(range(32)), ctx)
+    assert sel.probes_ahead(list(range(32, 64)), ctx)[1] == 1
+    assert asked == [] and sel.score == "sample"
