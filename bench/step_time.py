@@ -26,22 +26,29 @@ import torch
 
 from dopr_lite.config import DoprConfig
 from dopr_lite.loop import Run, train_step
+from dopr_lite.steptime import ROW_KEYS
 
 SIDES = {"random": ("random", {}),
+         "thompson": ("thompson", {}),
          "dopr": ("dopr", {}),  # the default rule
-         # the default spelled out: a second copy of "dopr", measured
-         # alongside it, shows the measurement's own noise
-         "dopr-entropy": ("dopr", {"entropy_mod": True}),
-         "dopr-no-entropy": ("dopr", {"entropy_mod": False}),
+         # a second copy of the default, measured alongside it, shows the
+         # measurement's own noise
+         "dopr-again": ("dopr", {}),
+         "dopr-no-entropy": ("dopr", {"entropy": False}),
          "dopr-no-probes": ("dopr", {"probe": 0}),
-         "dopr-own-call": ("dopr", {"ahead": False})}  # probes: 2nd call
+         "dopr-own-call": ("dopr", {"ahead": False}),  # probes: 2nd call
+         "dopr-v1": ("dopr-v1", {})}
+FULL_UPTO = 32  # full-batch GRPO is measured too at B up to this (its
+#                 step at B = 128 would dominate the run)
 
 
 def measure(batch: int, steps: int, warmup: int) -> dict:
+    sides = {**SIDES, **({"full": ("full", {})} if batch <= FULL_UPTO
+                         else {})}
     runs = {side: Run.start(DoprConfig.tiny(
         selector=rule, selector_args=args, prompts_per_step=batch,
         out_dir="/dev/null"), log=lambda *a: None)
-        for side, (rule, args) in SIDES.items()}
+        for side, (rule, args) in sides.items()}
     rows = {side: [] for side in runs}
     order = list(runs)
     for step in range(steps):
@@ -61,7 +68,13 @@ def measure(batch: int, steps: int, warmup: int) -> dict:
                      # the rows carry the run's running totals
                      **{f"{k}_per_step": statistics.mean(
                          r[k] - p[k] for p, r in zip(rs, rs[1:], strict=False))
-                        for k in ("rollouts", "tokens")}}
+                        for k in ("rollouts", "tokens")},
+                     # each measured step's shape and seconds, for the
+                     # step-time model (bench/time_model.py)
+                     "steps": [{k: r[k] for k in (*ROW_KEYS,
+                                                  "rollout_seconds",
+                                                  "update_seconds", "seconds")}
+                               for r in rs]}
     base = out["random"]["median_seconds"]
     for side in out:
         out[side]["ratio_to_random"] = out[side]["median_seconds"] / base

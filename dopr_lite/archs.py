@@ -79,6 +79,16 @@ NF4_BITS = 4.127  # bits per quantised weight: NF4 with double quantisation
 #                   (QLoRA, Dettmers et al. 2023, section 3: 4 + 0.127)
 
 
+def linear_parameters(name: str) -> int:
+    """Weights of architecture ``name``'s decoder linear layers (q, k, v,
+    o, gate, up, down): what bitsandbytes quantises (not the embedding,
+    the tied head, norms or biases)."""
+    c = ARCHS[name]
+    h, i, n = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    kv = c["num_key_value_heads"] * (h // c["num_attention_heads"])
+    return n * (2 * h * h + 2 * h * kv + 3 * h * i)
+
+
 def weight_gb(name: str, load_in_4bit: bool) -> float:
     """Estimated memory of architecture ``name``'s weights, in GB: bf16
     (2 bytes a parameter), or 4-bit as bitsandbytes stores it (the linear
@@ -87,8 +97,5 @@ def weight_gb(name: str, load_in_4bit: bool) -> float:
     total = num_parameters(name)
     if not load_in_4bit:
         return 2 * total / 1e9
-    c = ARCHS[name]
-    h, i, n = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
-    kv = c["num_key_value_heads"] * (h // c["num_attention_heads"])
-    linear = n * (2 * h * h + 2 * h * kv + 3 * h * i)
+    linear = linear_parameters(name)
     return (linear * NF4_BITS / 8 + 2 * (total - linear)) / 1e9

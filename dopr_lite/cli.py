@@ -22,7 +22,7 @@ import torch
 from dopr_lite.compare import (FULL_STEPS, REFERENCE_FACTOR, benchmark,
                                format_table, full_batch_rule, parse_rules)
 from dopr_lite.config import PRESETS, DoprConfig, check_seed, field_types
-from dopr_lite.env import runs_dir
+from dopr_lite.env import project_root, runs_dir
 from dopr_lite.errors import USER_ERRORS, ConfigError
 from dopr_lite.evaluation import heldout_scores
 from dopr_lite.loop import train
@@ -31,7 +31,9 @@ from dopr_lite.plots import (FIGURES, plot_comparison, plot_preflight,
 from dopr_lite.policy import load_policy
 from dopr_lite.preflight import preflight
 from dopr_lite.runlog import summary_table
+from dopr_lite.savings import benchmark_steps
 from dopr_lite.select import SELECTORS
+from dopr_lite.steptime import CARDS, find_card, format_estimates
 from dopr_lite.tiny import BUILD_MINUTES, EMBEDDED_DIR, build
 
 DESCRIPTION = """\
@@ -205,15 +207,50 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def gpu_card(name: str | None):
+    """The card ``--gpu`` names (ConfigError if none of the known), or by
+    default the local CUDA card if it is a known one; None: no time
+    estimate."""
+    if name is None:
+        local = torch.cuda.get_device_name(0) if torch.cuda.is_available() \
+            else None
+        return find_card(local) if local else None
+    card = find_card(name)
+    if card is None:
+        raise ConfigError(f"--gpu {name}: not a card the step-time model "
+                          f"knows; choose one of {', '.join(CARDS)}")
+    return card
+
+
+def gpu_estimates(cfg, card) -> str:
+    """The step-time model's estimates for ``card``: per step, and to a
+    target if the committed benchmark (``bench/results/dopr_v2.json``)
+    is there to say how many steps each rule needed on the embedded
+    task (an assumption about the user's pool, printed as one)."""
+    bench = project_root() / "bench" / "results" / "dopr_v2.json"
+    if not bench.is_file():
+        return (format_estimates(cfg, card) + "\n  per step only: no "
+                "benchmark to say how many steps a run needs")
+    steps = benchmark_steps(json.loads(bench.read_text()),
+                            cfg.prompts_per_step)
+    return (format_estimates(cfg, card, steps=steps) + "\n  steps to the "
+            "target: what each rule needed on the embedded task's "
+            "benchmark (bench/results/dopr_v2.json, default mix); your "
+            "pool can need more or fewer")
+
+
 def cmd_preflight(args) -> int:
     cfg = PRESETS[args.preset](**parse_overrides(args.set or []))
     check_numbers(args)
+    card = gpu_card(args.gpu)
     out = check_writable(args.out)
     if args.update_figures:
         check_writable(FIGURES, "--update-figures")
     report = preflight(cfg, prompts=args.prompts, k=args.k, seed=args.seed,
                        progress=not args.no_progress)
     print(report.table())
+    if card is not None:
+        print("\n" + gpu_estimates(cfg, card))
     fig = plot_preflight(report, title=f"pre-flight: {cfg.model} on "
                          f"{cfg.dataset}")
     path = report.save(out / "preflight.json")  # written only on success
@@ -392,6 +429,7 @@ def parser() -> argparse.ArgumentParser:
         epilog=_examples(
             "dopr-lite preflight",
             "dopr-lite preflight --prompts 64 --k 4",
+            "dopr-lite preflight --gpu rtx4090   # + estimated s/step",
             "dopr-lite preflight --set dataset=pool.jsonl --set "
             "model=Qwen/Qwen2.5-0.5B-Instruct"))
     f.add_argument("--prompts", type=int, default=256,
@@ -401,6 +439,10 @@ def parser() -> argparse.ArgumentParser:
                    "the run's G, num_generations)")
     f.add_argument("--seed", type=int, help="sampling seed (default: the "
                    "config's seed)")
+    f.add_argument("--gpu", metavar="NAME", help="also print the estimated "
+                   "seconds per step of DoPR, Thompson and full-batch GRPO "
+                   f"on this card ({', '.join(CARDS)}; default: the local "
+                   "CUDA card if it is one of them, else no estimate)")
     f.set_defaults(func=cmd_preflight)
 
     g = sub.add_parser(

@@ -120,6 +120,12 @@ class Run:
     shuffle_rewards: bool = False  # a control: rewards permuted, no signal
     generation: GenerationConfig = field(init=False)  # cfg's sampling
     grpo: GRPOSettings = field(init=False)  # cfg's update
+    # what the current step ran, for the step-time model
+    # (dopr_lite.steptime): its generate calls as [rows, prompt width,
+    # decode steps] and the prompts prefilled for the policy's entropy;
+    # context() starts a step's with none
+    gen_calls: list = field(default_factory=list, init=False)
+    entropy_rows: int = field(default=0, init=False)
 
     def __post_init__(self):
         self.generation = generation_config(self.cfg)
@@ -153,15 +159,24 @@ class Run:
         return run
 
     def context(self, step: int) -> SelectContext:
+        """What the selector sees at ``step``; starts the step's
+        :attr:`gen_calls` and :attr:`entropy_rows` afresh."""
+        self.gen_calls, self.entropy_rows = [], 0
         return SelectContext(
             step=step, history=self.history, seed=self.cfg.seed,
             num_generations=self.cfg.num_generations,
             probe_rewards=lambda prompts, n: sample_groups(
                 self, [Request(prompts, n, "probe")])[0].rewards,
-            entropy=lambda prompts: prompt_entropy(
-                self.policy.model, self.policy.tokenizer,
-                [self.data.train[i]["prompt"] for i in prompts],
-                self.cfg.temperature))
+            entropy=self._entropy)
+
+    def _entropy(self, prompts: list[int]) -> torch.Tensor:
+        """The policy's first-token entropy on pool prompts ``prompts``
+        (one forward pass), counted in :attr:`entropy_rows`."""
+        self.entropy_rows += len(prompts)
+        return prompt_entropy(
+            self.policy.model, self.policy.tokenizer,
+            [self.data.train[i]["prompt"] for i in prompts],
+            self.cfg.temperature)
 
     def state_dict(self) -> dict:
         return {"counter": self.counter.state_dict(),
@@ -191,6 +206,8 @@ def sample_groups(run: Run, requests: list[Request]) -> list[Groups]:
         with_logprobs=cfg.num_iterations > 1 and any(
             r.kind == "train" for r in requests),
         micro_batch=cfg.micro_batch)
+    run.gen_calls.append([len(ro), ro.prompt_ids.shape[1],
+                          ro.completion_ids.shape[1]])
     # reward
     columns = {c: [pool[i][c] for i, n in zip(flat, counts, strict=True)
                    for _ in range(n)]
@@ -329,7 +346,25 @@ def _rollout_stats(run: Run, rolled: StepRollouts) -> dict:
             "reward_mean": rewards.mean().item(),
             "frac_reward_zero_std": zero_std_fraction(rewards),
             "completion_length": sum(lengths) / max(len(lengths), 1),
-            "truncated_frac": sum(truncated) / max(len(truncated), 1)}
+            "truncated_frac": sum(truncated) / max(len(truncated), 1),
+            **_step_shape(run, batch)}
+
+
+def _step_shape(run: Run, batch: Groups | None) -> dict:
+    """What the step ran, as :mod:`dopr_lite.steptime` reads it: its
+    generate calls ([rows, prompt width, decode steps] each: a call runs
+    until its longest sequence ends), the prompts prefilled for the
+    entropy, and the update batch: rows times ``num_iterations`` and their
+    padded prompt and completion widths (back-propagated unless the row's
+    ``skipped`` is :data:`ALL_EQUAL`)."""
+    rows = prompt = completion = 0
+    if batch is not None:
+        ro = batch.rollouts
+        rows = len(ro) * run.cfg.num_iterations
+        prompt, completion = ro.prompt_ids.shape[1], ro.completion_ids.shape[1]
+    return {"gen_calls": run.gen_calls, "entropy_rows": run.entropy_rows,
+            "update_rows": rows, "update_prompt_width": prompt,
+            "update_completion_width": completion}
 
 
 def evaluate_run(run: Run, step: int, last: dict) -> dict:

@@ -247,3 +247,133 @@ def plot_saving(tables: dict, shares=(0.8, 0.95)):
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     fig.tight_layout()
     return fig
+
+
+def plot_to_target(tables: dict):
+    """Rollouts each rule needs to reach a target accuracy, against the
+    candidate batch B, one panel per pool mix.  ``tables`` maps a mix to
+    the ``table`` that ``bench/saving.py`` computes (its ``rows``, target
+    and strongest full-batch configuration); the dotted line is the
+    strongest full-batch GRPO's rollouts, the bar every rule is measured
+    against.  A rule that never reaches the target at some B says so in
+    the legend."""
+    fig, panels = plt.subplots(1, len(tables), figsize=(5.2 * len(tables),
+                                                        5.4), squeeze=False)
+    for ax, (mix, t) in zip(panels[0], tables.items(), strict=True):
+        labels = list(dict.fromkeys(r["rule"] for r in t["rows"]))
+        for label in labels:
+            rows = {r["B"]: r for r in t["rows"] if r["rule"] == label}
+            sizes = sorted(rows)
+            ys = [rows[B]["to_target"] for B in sizes]
+            missed = [B for B in sizes if ys[sizes.index(B)] != ys[
+                sizes.index(B)]]
+            ax.plot(sizes, ys, "o-", color=rule_color(label),
+                    label=label + (f" (not reached at B = "
+                                   f"{', '.join(map(str, missed))})"
+                                   if missed else ""))
+        strong = t["strongest_full_B"]
+        if strong is not None:
+            ax.axhline(t["full_to_target"][strong], color="k", ls=":",
+                       lw=1, label=f"strongest full-batch (B = {strong})")
+        sizes = sorted({r["B"] for r in t["rows"]})
+        ax.set(xscale="log", yscale="log", xticks=sizes, xticklabels=sizes,
+               xlabel="candidate batch B", ylabel="rollouts to the target",
+               title=f"{mix}: to {t['target']:.3f} held-out accuracy")
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    fig.tight_layout()
+    return fig
+
+
+def plot_gpu_time(gpu: dict, B: int = 128):
+    """Each rule's *estimated* hours to the target at candidate batch ``B``,
+    one panel per card, bars grouped by pool mix (log scale).  ``gpu`` is
+    :func:`dopr_lite.savings.gpu_tables`; the dotted line over a mix's
+    bars is the estimated time of its fastest full-batch configuration
+    (whatever its B).  A rule that never reaches the target has no bar
+    (an x on the axis, and its legend entry says where); a hatched bar's
+    generate call would not fit the card's memory.  Every hour is the
+    step-time model's estimate (:mod:`dopr_lite.steptime`), not a
+    measurement."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from dopr_lite.steptime import CARDS
+
+    def row(mix, label, key):
+        return next((r for r in gpu[mix]["rows"] if r["B"] == B
+                     and r["rule"] == label and key in r["cards"]), None)
+
+    mixes = [m for m, t in gpu.items()
+             if any(r["B"] == B and r["cards"] for r in t["rows"])]
+    cards = list(next(iter(gpu.values()))["fastest_full"]) if gpu else []
+    labels = list(dict.fromkeys(r["rule"] for m in mixes
+                                for r in gpu[m]["rows"]
+                                if r["B"] == B and r["cards"]))
+    width = 0.8 / max(len(labels), 1)
+    fig, panels = plt.subplots(1, max(len(cards), 1),
+                               figsize=(4.6 * max(len(cards), 1), 4.8),
+                               squeeze=False)
+    for ax, key in zip(panels[0], cards, strict=False):
+        handles, lowest, unfit = [], float("inf"), False
+        for j, label in enumerate(labels):
+            colour, missed = rule_color(label), []
+            for x, mix in enumerate(mixes):
+                r = row(mix, label, key)
+                if r is None:
+                    continue
+                c, pos = r["cards"][key], x - 0.4 + (j + 0.5) * width
+                if c["seconds_to"] != c["seconds_to"]:  # not reached
+                    missed.append(mix)
+                    ax.plot(pos, 0, "x", color=colour, ms=7, mew=2,
+                            clip_on=False, transform=ax.get_xaxis_transform())
+                    continue
+                lowest = min(lowest, c["seconds_to"] / 3600)
+                unfit |= not c["fits"]
+                ax.bar(pos, c["seconds_to"] / 3600, width, color=colour,
+                       hatch="" if c["fits"] else "//", edgecolor="black"
+                       if not c["fits"] else colour, lw=0.5)
+            handles.append(Patch(color=colour, label=label + (
+                f" (not reached: {', '.join(missed)})" if missed else "")))
+        fastest = []
+        for x, mix in enumerate(mixes):
+            seconds, full_B = gpu[mix]["fastest_full"][key]
+            if seconds == seconds:
+                lowest = min(lowest, seconds / 3600)
+                ax.hlines(seconds / 3600, x - 0.45, x + 0.45, colors="k",
+                          linestyles=":", lw=1.5)
+                fastest.append(f"{mix}: B = {full_B}")
+        if fastest:
+            handles.append(Line2D([], [], color="k", ls=":", lw=1.5,
+                                  label="fastest full-batch GRPO ("
+                                  + "; ".join(fastest) + ")"))
+        if unfit:
+            handles.append(Patch(facecolor="white", edgecolor="black",
+                                 hatch="//", label="generate would not fit "
+                                 "the card's memory"))
+        if any(h.get_label().count("not reached") for h in handles):
+            handles.append(Line2D([], [], color="grey", marker="x", ls="",
+                                  mew=2, label="x: target not reached"))
+        ax.set_yscale("log")
+        if lowest < float("inf"):
+            ax.set_ylim(bottom=lowest / 3)
+        lo, hi = ax.get_ylim()
+        ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10,
+                             20, 50, 100, 200, 500) if lo <= t <= hi]
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.set_yticklabels([f"{t:g} h" for t in ticks])
+        ax.set_xticks(range(len(mixes)), [f"{m}\nB = {B}" for m in mixes])
+        ax.set(xlim=(-0.5, len(mixes) - 0.5),
+               ylabel="estimated hours to the target",
+               title=CARDS[key].name.replace("NVIDIA ", "")
+               if key in CARDS else key)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(handles=handles, fontsize=7, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16))
+    fig.suptitle("Hours to the target on a GPU: an ESTIMATE from the "
+                 "step-time model (dopr_lite/steptime.py), not a "
+                 "measurement")
+    fig.tight_layout()
+    return fig

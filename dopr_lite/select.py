@@ -117,6 +117,8 @@ class Shape:
     #                       the next step's candidates in this step's call)
     draws: int = 1  # >1: drops all-equal groups and refills from up to
     #                 this many candidate batches (DAPO's dynamic sampling)
+    entropy: bool = False  # may prefill candidates for the policy's
+    #                        entropy (a forward pass, no rollouts)
 
     @property
     def trains_all_it_generates(self) -> bool:
@@ -465,9 +467,9 @@ class DoPRv1(BayesianSelector):
     the bonus grows with t while V varies across candidates by ~0.2, and
     most picks are the highest-entropy candidate (``bench/README.md``).
 
-    One prompt per batch, for candidate i at step t (t >= 1)::
+    One prompt per batch, for candidate i at step t (t >= 0)::
 
-        score_i = V_i + c * h_i * sqrt(ln(t + 1) / (n_i + 1))
+        score_i = V_i + c * h_i * sqrt(ln(t + 2) / (n_i + 1))
 
     * ``V_i``, the *volatility*: the posterior probability that a group of
       G rollouts on prompt i has non-zero reward variance (so GRPO learns
@@ -555,10 +557,14 @@ class DoPRv1(BayesianSelector):
 
     @property
     def shape(self):
-        return Shape(picks=self.k, probes=self.probe > 0)
+        return Shape(picks=self.k, probes=self.probe > 0,
+                     entropy=self._uses_entropy())
+
+    def _uses_entropy(self) -> bool:
+        return bool(self.entropy_mod and self.c)
 
     def _measures_entropy(self, ctx: SelectContext) -> bool:
-        return bool(self.entropy_mod and self.c) and ctx.entropy is not None
+        return self._uses_entropy() and ctx.entropy is not None
 
     def prior(self, step: int) -> tuple[float, float]:
         m = self.post.pooled_mean(step)
@@ -721,6 +727,9 @@ class DoPR(DoPRv1):
                          entropy_mod=entropy, k=k, probe=probe,
                          probe_top=probe_top, ahead=ahead)
         self.score = score
+
+    def _uses_entropy(self) -> bool:  # a sample has no equal scores
+        return self.entropy_mod and self.score == "ucb"
 
     @classmethod
     def check_args(cls, **kwargs):

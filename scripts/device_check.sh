@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The GPU check, in one go (< 8 minutes on one H100): on a CUDA machine with
+# The GPU check, in one go (< 8 minutes on one H100, and step 1b up to 6
+# more): on a CUDA machine with
 # no internet, install what is missing from carried wheels (.whl/, made by
 # scripts/fetch_wheels.sh), then run
 #   1. bench/gpu_memory.py: Qwen2.5-0.5B and 1.5B architectures (random
 #      weights), 4-bit + LoRA, one DoPR and one full-batch step, 512 tokens;
+#   1b. bench/gpu_time.py: generate seconds against sequences per call and
+#      completion length, update seconds against rows, bf16 and 4-bit, on
+#      Qwen2.5-1.5B's architecture, with the step-time model's error on
+#      each (a few minutes; also written to bench/results/gpu_time.json);
 #   2. the GPU-marked tests;
 #   3. notebook 06's cells on the tiny preset, on the GPU.
 # Results go to $OUT (default runs/device): JSON, logs, figures.
@@ -48,6 +53,18 @@ timeout 300 python bench/gpu_memory.py --out "$OUT/gpu_memory.json" \
   > "$OUT/gpu_memory.log" 2>&1
 log "gpu_memory: exit $?"
 tail -n 8 "$OUT/gpu_memory.log" | tee -a "$OUT/summary.txt"
+
+# --- 1b. the step-time model against measured GPU seconds -----------------
+if python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"
+then
+  log "gpu_time: start"
+  timeout 360 python bench/gpu_time.py --out "$OUT/gpu_time.json" \
+    > "$OUT/gpu_time.log" 2>&1
+  log "gpu_time: exit $?"
+  tail -n 24 "$OUT/gpu_time.log" | tee -a "$OUT/summary.txt"
+else
+  log "gpu_time: no CUDA device, skipped"
+fi
 
 # --- 2. tests that need a GPU ----------------------------------------------
 if python -c "import pytest" 2>/dev/null; then

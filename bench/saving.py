@@ -1,0 +1,80 @@
+"""Rollouts to a target accuracy, against the strongest full-batch GRPO.
+
+Reads the ``compare.json`` files that ``dopr-lite compare`` wrote for one
+or more pool mixes and, for each mix:
+
+* the **target**: the base accuracy plus 95% of the best full-batch
+  GRPO's final gain among every full-batch configuration of the mix (the
+  rule ``full`` at each B), so no rule is measured against an
+  under-trained reference;
+* per B and rule: final accuracy (± sd over seeds), the rollouts its
+  seed-mean curve needs to reach the target, the saving against
+  full-batch GRPO at the same B and against the *strongest* full-batch
+  configuration (the one that needs the fewest rollouts to the target),
+  how much the last quarter of the budget added (a flat curve: "not
+  reached" means a plateau, not a cut-off), and the worst dip;
+* each rule paired with random-one seed by seed: the mean accuracy along
+  the budget (the area under the curve over its width), rule minus
+  random-one, ± its standard error over the pairs of every B and mix.
+
+It prints markdown tables and the issue's goals as met / not met with
+their numbers, and writes JSON with the command that made it.
+
+    python bench/saving.py \\
+        --mix default=bench/results/compare_scale.json,runs/bench/x.json \\
+        --mix hard=runs/bench/y.json --out bench/results/dopr_v2.json
+
+A (B, rule) pair found in two files of a mix is taken from the later one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dopr_lite.savings import goals, markdown, paired_with, read_mix, table
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--mix", action="append", required=True,
+                   metavar="NAME=FILE[,FILE...]")
+    p.add_argument("--rule", default="dopr")
+    p.add_argument("--out", default="")
+    a = p.parse_args(argv)
+    runs_by_mix = {}
+    for spec in a.mix:
+        name, _, files = spec.partition("=")
+        missing = [f for f in files.split(",") if not Path(f).is_file()]
+        if not name or not files or missing:
+            print(f"--mix {spec!r}: give NAME=FILE[,FILE...] of existing "
+                  f"compare.json files (missing: {missing})", file=sys.stderr)
+            return 2
+        runs_by_mix[name] = read_mix(files.split(","))
+    tables = {mix: table(runs) for mix, runs in runs_by_mix.items()}
+    for mix, t in tables.items():
+        print(markdown(mix, t) + "\n")
+    pairs = [paired_with(runs_by_mix, r, "random")
+             for r in ("thompson", a.rule, f"{a.rule}-v1")]
+    for d in pairs:
+        if d["pairs"]:
+            print(f"{d['rule']} - random, mean accuracy along the budget: "
+                  f"{100 * d['mean']:+.1f} ± {100 * d['se']:.1f} pts "
+                  f"({d['pairs']} seed pairs over {', '.join(d['where'])})")
+    met = goals(tables, a.rule)
+    print("\n" + "\n".join(met))
+    if a.out:
+        Path(a.out).write_text(json.dumps({
+            "command": " ".join(["python", "bench/saving.py",
+                                 *(argv if argv is not None
+                                   else sys.argv[1:])]),
+            "tables": tables, "paired_with_random": pairs, "goals": met},
+            indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

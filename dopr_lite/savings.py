@@ -1,0 +1,354 @@
+"""Rollouts to a target accuracy, against the strongest full-batch GRPO.
+
+From the eval curves that ``dopr-lite compare`` records (one or more
+``compare.json`` files per pool mix), for each mix:
+
+* the **target**: the base accuracy plus 95% of the best full-batch
+  GRPO's final gain among every full-batch configuration of the mix (the
+  rule ``full`` at each B), so no rule is measured against an
+  under-trained reference (:func:`table`);
+* per B and rule: final accuracy (± sd over seeds), the rollouts its
+  seed-mean curve needs to reach the target, the saving against
+  full-batch GRPO at the same B and against the *strongest* full-batch
+  configuration (the one that needs the fewest rollouts to the target),
+  how much the last quarter of the budget added (a flat curve: "not
+  reached" means a plateau, not a cut-off), and the worst dip;
+* a rule paired with another seed by seed (:func:`paired_with`): the
+  mean accuracy along the budget, their difference ± its standard error;
+* the same rows in estimated GPU time on a few cards
+  (:func:`gpu_tables`, through :mod:`dopr_lite.steptime`: estimates, not
+  measurements).
+
+``bench/saving.py`` and ``bench/time_model.py`` print and save them;
+notebook 05 reads the committed results.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from dopr_lite import steptime
+from dopr_lite.config import DoprConfig
+from dopr_lite.runlog import curves
+from dopr_lite.select import make_selector
+
+SHARE = 0.95
+
+
+def read(path) -> dict:
+    """A ``bench/saving.py`` record as it was made: the batch sizes that
+    JSON turned into string keys are ints again."""
+    record = json.loads(Path(path).read_text())
+    for t in record["tables"].values():
+        for key in ("full_final", "full_to_target"):
+            t[key] = {int(B): v for B, v in t[key].items()}
+    return record
+
+
+def read_mix(paths: list[str]) -> dict:
+    """B -> label -> list of per-seed eval rows (``full@B`` copies of a
+    smaller B's reference are skipped), and under the key ``"rules"``
+    each label's selector and arguments."""
+    runs: dict = {"rules": {}}
+    for path in paths:
+        record = json.loads(Path(path).read_text())
+        sweep = record.get("sweep_curves") or {
+            str(record["batches"][0]): record["curves"]}
+        for B, by_label in sweep.items():
+            for label, seeds in by_label.items():
+                if "@" not in label:
+                    runs.setdefault(int(B), {})[label] = seeds
+        for rules in record.get("rules", {}).values():
+            for r in rules:
+                runs["rules"][r["label"]] = {"selector": r["selector"],
+                                             "args": r["args"]}
+    return runs
+
+
+def _runs(evals: list) -> list:
+    return [SimpleNamespace(evals=e) for e in evals]
+
+
+def to_target(evals: list, target: float, per_seed: bool = False):
+    """Rollouts at which the seed-mean curve (or each seed's) first
+    reaches ``target``; nan where it never does (as
+    :func:`dopr_lite.compare.rollouts_to_reach`)."""
+    grid, acc = curves(_runs(evals), "rollouts", points=401)
+    rows = acc if per_seed else acc.mean(0, keepdims=True)
+    out = []
+    for row in rows:
+        hit = np.nonzero(row >= target)[0]
+        out.append(float(grid[hit[0]]) if len(hit) else float("nan"))
+    return out if per_seed else out[0]
+
+
+def area(evals_one_seed: list, upto: float) -> float:
+    """Mean accuracy along rollouts 0..upto (area over width)."""
+    grid = np.linspace(0, upto, 257)
+    return float(curves(_runs([evals_one_seed]), "rollouts", grid)[1][0]
+                 .mean())
+
+
+def last_quarter_gain(evals: list) -> float:
+    """Seed-mean accuracy at the budget's end minus at three quarters."""
+    grid, acc = curves(_runs(evals), "rollouts", points=401)
+    m = acc.mean(0)
+    return float(m[-1] - np.interp(0.75 * grid[-1], grid, m))
+
+
+def dips(evals: list) -> tuple[float, float]:
+    """Worst fall below the running best, and worst end below the peak."""
+    worst = end = 0.0
+    for e in evals:
+        acc = np.array([r["accuracy"] for r in e])
+        worst = max(worst, float((np.maximum.accumulate(acc) - acc).max()))
+        end = max(end, float(acc.max() - acc[-1]))
+    return worst, end
+
+
+def table(runs: dict) -> dict:
+    """Everything about one mix (see the module docstring), from
+    :func:`read_mix`'s runs."""
+    specs = runs.get("rules", {})
+    runs = {B: v for B, v in runs.items() if B != "rules"}
+    base = float(np.mean([e[0]["accuracy"] for B in runs
+                          for seeds in runs[B].values() for e in seeds]))
+    fulls = {B: runs[B]["full"] for B in runs if "full" in runs[B]}
+    finals = {B: float(np.mean([e[-1]["accuracy"] for e in seeds]))
+              for B, seeds in fulls.items()}
+    best_B = max(finals, key=finals.get)
+    target = base + SHARE * (finals[best_B] - base)
+    full_to = {B: to_target(seeds, target) for B, seeds in fulls.items()}
+    reached = {B: c for B, c in full_to.items() if c == c}
+    strongest = min(reached, key=reached.get) if reached else None
+    rows = []
+    for B in sorted(runs):
+        for label, seeds in runs[B].items():
+            final = np.array([e[-1]["accuracy"] for e in seeds])
+            cost = to_target(seeds, target)
+            worst, end = dips(seeds)
+            same = full_to.get(B, float("nan"))
+            strong = reached.get(strongest, float("nan"))
+            rows.append({
+                "B": B, "rule": label, "seeds": len(seeds),
+                **specs.get(label, {"selector": label, "args": {}}),
+                "final": float(final.mean()),
+                "final_sd": float(final.std(ddof=1)) if len(final) > 1
+                else 0.0,
+                "share_of_best_gain": float((final.mean() - base)
+                                            / (finals[best_B] - base)),
+                "budget": float(np.mean([e[-1]["rollouts"] for e in seeds])),
+                "to_target": cost,
+                "to_target_by_seed": to_target(seeds, target, per_seed=True),
+                "saving_vs_same_B": same / cost if cost == cost else None,
+                "saving_vs_strongest": strong / cost if cost == cost
+                else None,
+                "last_quarter_gain": last_quarter_gain(seeds),
+                "worst_dip": worst, "worst_end_below_peak": end})
+    return {"base": base, "full_final": finals, "best_full_B": best_B,
+            "target": target, "full_to_target": full_to,
+            "strongest_full_B": strongest, "rows": rows}
+
+
+def paired_with(runs_by_mix: dict, rule: str, other: str) -> dict:
+    """``rule`` minus ``other``: mean accuracy along the shorter budget,
+    seed by seed, over every B and mix where both ran."""
+    diffs, where = [], []
+    for mix, runs in runs_by_mix.items():
+        for B, labels in runs.items():
+            if B == "rules":
+                continue
+            if rule in labels and other in labels:
+                a, b = labels[rule], labels[other]
+                for ea, eb in zip(a, b, strict=True):
+                    upto = min(ea[-1]["rollouts"], eb[-1]["rollouts"])
+                    diffs.append(area(ea, upto) - area(eb, upto))
+                where.append(f"{mix}/B{B}")
+    d = np.array(diffs)
+    return {"rule": rule, "against": other, "pairs": len(d), "where": where,
+            "mean": float(d.mean()) if len(d) else float("nan"),
+            "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1
+            else float("nan")}
+
+
+def fmt(x, spec=".0f", none="not reached"):
+    return none if x is None or x != x else format(x, spec)
+
+
+def times(x) -> str:
+    return "-" if x is None or x != x else f"{x:.1f}x"
+
+
+def markdown(mix: str, t: dict) -> str:
+    best = t["best_full_B"]
+    lines = [f"{mix}: base {t['base']:.3f}, target {t['target']:.3f} "
+             f"(base + 95% of the best full-batch gain: full at B = "
+             f"{best} ends at {t['full_final'][best]:.3f}"
+             f"); strongest full-batch GRPO: B = {t['strongest_full_B']} "
+             f"({fmt(t['full_to_target'].get(t['strongest_full_B']))} "
+             "rollouts)", "",
+             "| B | rule | final acc (± sd) | share of best full's gain | "
+             "rollouts | to target | saving vs full at B | saving vs "
+             "strongest full | last quarter adds | worst dip |",
+             "|---" * 10 + "|"]
+    for r in t["rows"]:
+        lines.append(
+            f"| {r['B']} | {r['rule']} | {r['final']:.3f} ± "
+            f"{r['final_sd']:.3f} | {r['share_of_best_gain']:.0%} | "
+            f"{r['budget']:.0f} | {fmt(r['to_target'])} | "
+            f"{times(r['saving_vs_same_B'])} | "
+            f"{times(r['saving_vs_strongest'])} | "
+            f"{100 * r['last_quarter_gain']:+.1f} pts | "
+            f"{100 * r['worst_dip']:.1f} pts |")
+    return "\n".join(lines)
+
+
+def goals(tables: dict, rule: str = "dopr") -> list[str]:
+    """The issue's goals for ``rule``, each met or not, with numbers."""
+    out = []
+    for mix, t in tables.items():
+        rows = {(r["B"], r["rule"]): r for r in t["rows"]}
+        Bs = sorted({B for B, lab in rows if lab == rule})
+        if 128 in Bs:
+            r = rows[(128, rule)]
+            same, strong = r["saving_vs_same_B"], r["saving_vs_strongest"]
+            out.append(
+                f"{mix}, B = 128: {rule} to target {fmt(r['to_target'])} "
+                f"rollouts, {times(same)} fewer than full at 128 "
+                f"(goal >= 10x) and {times(strong)} fewer than the "
+                f"strongest (goal >= 3x): "
+                + ("met" if same and strong and same >= 10 and strong >= 3
+                   else "not met"))
+        for B in Bs:
+            r = rows[(B, rule)]
+            for other in ("thompson", "random"):
+                o = rows.get((B, other))
+                if o is None:
+                    continue
+                mine, theirs = r["to_target"], o["to_target"]
+                fewer = mine == mine and (theirs != theirs or mine <= theirs)
+                spread = r["final_sd"] <= 1.5 * o["final_sd"]
+                out.append(
+                    f"{mix}, B = {B}: {rule} {fmt(mine)} vs {other} "
+                    f"{fmt(theirs)} rollouts to target; final sd "
+                    f"{r['final_sd']:.3f} vs {o['final_sd']:.3f}: "
+                    + ("met" if fewer and spread else "not met"))
+            out.append(f"{mix}, B = {B}: {rule}'s worst dip "
+                       f"{100 * r['worst_dip']:.1f} pts, worst end below "
+                       f"peak {100 * r['worst_end_below_peak']:.1f} pts: "
+                       + ("met" if max(r["worst_dip"],
+                                       r["worst_end_below_peak"]) <= 0.10
+                          else "not met"))
+    return out
+
+
+# --- the same, in estimated GPU time ------------------------------------
+def gpu_row(row: dict, cards: list) -> dict:
+    """One rule at one B (a ``bench/saving.py`` row): its rollouts to the
+    target, the steps that makes with its typical step's rollouts, and
+    the estimated seconds per step and to the target on each card, with
+    the consumer_gpu preset's model and settings at that B."""
+    rule, B = row["rule"], row["B"]
+    cfg = DoprConfig.consumer_gpu(prompts_per_step=B)
+    out = {"rule": rule, "B": B, "to_target": row["to_target"],
+           "cards": {}}
+    selector = row.get("selector", rule)
+    args = row.get("args", {})
+    if make_selector(selector, **args).shape.draws > 1:
+        out["note"] = "not modelled (refills: calls per step vary)"
+        return out
+    for key in cards:
+        card = steptime.CARDS[key]
+        e = steptime.gpu_estimate(selector, card, cfg, selector_args=args)
+        out["rollouts_per_step"] = e["rows"]
+        out["steps_to"] = row["to_target"] / e["rows"]
+        out["cards"][key] = {"seconds_per_step": e["total"],
+                             "seconds_to": out["steps_to"] * e["total"],
+                             "memory_gb": e["memory_gb"],
+                             "fits": e["memory_gb"] <= card.memory_gb}
+    return out
+
+
+def gpu_tables(record: dict, cards: list) -> dict:
+    """Per pool mix: :func:`gpu_row` of every row, and each card's
+    estimated time to the target of the full-batch configuration that
+    gets there first in time among those whose generate call fits the
+    card (``fastest_full``)."""
+    out = {}
+    for mix, table in record["tables"].items():
+        rows = [gpu_row(r, cards) for r in table["rows"]]
+        fastest = {}
+        for key in cards:
+            times = [(r["cards"][key]["seconds_to"], r["B"]) for r in rows
+                     if r["rule"] == "full" and key in r["cards"]
+                     and r["cards"][key]["fits"]
+                     and r["cards"][key]["seconds_to"] == r["cards"][key][
+                         "seconds_to"]]
+            fastest[key] = min(times) if times else (float("nan"), None)
+        out[mix] = {"target": table["target"], "rows": rows,
+                    "fastest_full": fastest}
+    return out
+
+
+def _hours(seconds: float) -> str:
+    return "not reached" if seconds != seconds else f"{seconds / 3600:.1f} h"
+
+
+def gpu_table(mix: str, t: dict, cards: list) -> str:
+    names = [steptime.CARDS[k].name.replace("NVIDIA ", "") for k in cards]
+    head = ("| B | rule | rollouts to target | steps |"
+            + "".join(f" {n}: s/step, time (vs fastest full) |"
+                      for n in names))
+    lines = [f"{mix} (target {t['target']:.3f}; fastest full-batch GRPO in "
+             "estimated time: " + ", ".join(
+                 f"{n} B = {t['fastest_full'][k][1]}"
+                 for n, k in zip(names, cards, strict=True)) + "):",
+             head, "|" + "---|" * (4 + len(cards))]
+    for r in t["rows"]:
+        to = r["to_target"]
+        cells = [str(r["B"]), r["rule"], "not reached" if to != to
+                 else f"{to:.0f}", "-" if to != to or "steps_to" not in r
+                 else f"{r['steps_to']:.0f}"]
+        for key in cards:
+            c = r["cards"].get(key)
+            if c is None:
+                cells.append(r.get("note", "-"))
+                continue
+            best = t["fastest_full"][key][0]
+            ratio = (f" ({best / c['seconds_to']:.1f}x)"
+                     if to == to and best == best else "")
+            cells.append(f"{c['seconds_per_step']:.0f}"
+                         f"{'' if c['fits'] else '*'}, "
+                         f"{_hours(c['seconds_to'])}{ratio}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("\nEvery GPU second and hour is an estimate (the model in "
+                 "dopr_lite/steptime.py, not a measurement); (Nx): the "
+                 "fastest full-batch configuration's estimated time to the "
+                 "target over the rule's.  * the generate call would need "
+                 "more memory than the card has (weights + KV cache): it "
+                 "would not run as one call")
+    return "\n".join(lines)
+
+
+def benchmark_steps(record: dict, B: int, mix: str = "default") -> dict:
+    """rule -> steps its seed mean needed to the target in a
+    :mod:`bench/saving.py <dopr_lite.savings>` record, at the candidate
+    batch nearest ``B`` (in ratio), with each rule's typical rollouts a
+    step on a real model (:func:`steptime.rule_workload`); nan where the
+    target was not reached.  What a run on another pool needs can differ:
+    the pre-flight prints it as an assumption."""
+    rows = record["tables"][mix]["rows"]
+    sizes = sorted({r["B"] for r in rows})
+    near = min(sizes, key=lambda b: abs(np.log(b / B)))
+    cfg = DoprConfig.consumer_gpu(prompts_per_step=near)
+    out = {}
+    for r in rows:
+        if (r["B"] == near and r["rule"] == r.get("selector", r["rule"])
+                and make_selector(r["rule"]).shape.draws == 1):
+            w = steptime.rule_workload(r["rule"], cfg)
+            out[r["rule"]] = r["to_target"] / sum(c.rows for c in w.calls)
+    return out
