@@ -21,10 +21,11 @@ It prints markdown tables and the issue's goals as met / not met with
 their numbers, and writes JSON with the command that made it.
 
     python bench/saving.py \\
-        --mix default=bench/results/compare_scale.json,runs/bench/x.json \\
+        --mix default=bench/results/compare_scale.json:full,runs/bench/x.json \\
         --mix hard=runs/bench/y.json --out bench/results/dopr_v2.json
 
-A (B, rule) pair found in two files of a mix is taken from the later one.
+A (B, rule) pair found in two files of a mix is taken from the later one;
+``FILE:LABEL+LABEL`` takes only those labels from a file.
 """
 
 from __future__ import annotations
@@ -44,14 +45,19 @@ def main(argv=None) -> int:
                    metavar="NAME=FILE[,FILE...]")
     p.add_argument("--rule", default="dopr")
     p.add_argument("--out", default="")
+    p.add_argument("--figure", default="",
+                   help="also draw the rollouts to the target against B "
+                   "(plots.plot_to_target) into this PNG")
     a = p.parse_args(argv)
     runs_by_mix = {}
     for spec in a.mix:
         name, _, files = spec.partition("=")
-        missing = [f for f in files.split(",") if not Path(f).is_file()]
+        missing = [f for f in files.split(",")
+                   if not Path(f.partition(":")[0]).is_file()]
         if not name or not files or missing:
-            print(f"--mix {spec!r}: give NAME=FILE[,FILE...] of existing "
-                  f"compare.json files (missing: {missing})", file=sys.stderr)
+            print(f"--mix {spec!r}: give NAME=FILE[:LABEL+...][,FILE...] of "
+                  f"existing compare.json files (missing: {missing})",
+                  file=sys.stderr)
             return 2
         runs_by_mix[name] = read_mix(files.split(","))
     tables = {mix: table(runs) for mix, runs in runs_by_mix.items()}
@@ -66,6 +72,10 @@ def main(argv=None) -> int:
                   f"({d['pairs']} seed pairs over {', '.join(d['where'])})")
     met = goals(tables, a.rule)
     print("\n" + "\n".join(met))
+    if a.figure:
+        from dopr_lite.plots import plot_to_target
+        plot_to_target(tables).savefig(a.figure, dpi=110,
+                                       bbox_inches="tight")
     if a.out:
         Path(a.out).write_text(json.dumps({
             "command": " ".join(["python", "bench/saving.py",

@@ -379,7 +379,7 @@ def parser() -> argparse.ArgumentParser:
         description=f"Train every rule ({RULES}) for each seed, from the "
         "same checkpoint and\ncandidate stream, and print how many rollouts "
         "each needs to reach 80% and\n95% of full-batch GRPO's gain. The "
-        "default (all six rules, 3 seeds) takes\nabout 13 minutes on 2 CPU "
+        "default (all seven rules, 3 seeds) takes\nabout 15 minutes on 2 CPU "
         "cores. Finished runs in --out are reused.",
         epilog=_examples(
             "dopr-lite compare",
@@ -405,7 +405,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--rules", nargs="+", metavar="RULE",
                    help=f"rules to run: {RULES}, or variants "
                    "LABEL=RULE:key=value,... such as p0=dopr:probe=0 "
-                   "(default: all six)")
+                   "(default: all seven)")
     c.add_argument("--figure", default="bench_compare",
                    help="figure name, written as <out>/<name>.png "
                    "(default: %(default)s)")

@@ -256,11 +256,14 @@ def plot_to_target(tables: dict):
     and strongest full-batch configuration); the dotted line is the
     strongest full-batch GRPO's rollouts, the bar every rule is measured
     against.  A rule that never reaches the target at some B says so in
-    the legend."""
+    the legend.  Variants (a label other than its rule's name, such as
+    ``k4``) are left out."""
     fig, panels = plt.subplots(1, len(tables), figsize=(5.2 * len(tables),
                                                         5.4), squeeze=False)
     for ax, (mix, t) in zip(panels[0], tables.items(), strict=True):
-        labels = list(dict.fromkeys(r["rule"] for r in t["rows"]))
+        labels = list(dict.fromkeys(
+            r["rule"] for r in t["rows"]
+            if r.get("selector", r["rule"]) == r["rule"]))
         for label in labels:
             rows = {r["B"]: r for r in t["rows"] if r["rule"] == label}
             sizes = sorted(rows)

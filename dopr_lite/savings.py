@@ -52,15 +52,20 @@ def read(path) -> dict:
 def read_mix(paths: list[str]) -> dict:
     """B -> label -> list of per-seed eval rows (``full@B`` copies of a
     smaller B's reference are skipped), and under the key ``"rules"``
-    each label's selector and arguments."""
+    each label's selector and arguments.  A path ``FILE:LABEL+LABEL``
+    takes only those labels from FILE (runs of another rule under the
+    same label elsewhere, such as an older version of it, are left
+    out)."""
     runs: dict = {"rules": {}}
-    for path in paths:
+    for spec in paths:
+        path, _, only = str(spec).partition(":")
+        keep = set(only.split("+")) if only else None
         record = json.loads(Path(path).read_text())
         sweep = record.get("sweep_curves") or {
             str(record["batches"][0]): record["curves"]}
         for B, by_label in sweep.items():
             for label, seeds in by_label.items():
-                if "@" not in label:
+                if "@" not in label and (keep is None or label in keep):
                     runs.setdefault(int(B), {})[label] = seeds
         for rules in record.get("rules", {}).values():
             for r in rules:
@@ -179,6 +184,10 @@ def fmt(x, spec=".0f", none="not reached"):
     return none if x is None or x != x else format(x, spec)
 
 
+def reach(x) -> str:
+    return "not reached" if x != x else f"{x:.0f} rollouts"
+
+
 def times(x) -> str:
     return "-" if x is None or x != x else f"{x:.1f}x"
 
@@ -217,9 +226,9 @@ def goals(tables: dict, rule: str = "dopr") -> list[str]:
             r = rows[(128, rule)]
             same, strong = r["saving_vs_same_B"], r["saving_vs_strongest"]
             out.append(
-                f"{mix}, B = 128: {rule} to target {fmt(r['to_target'])} "
-                f"rollouts, {times(same)} fewer than full at 128 "
-                f"(goal >= 10x) and {times(strong)} fewer than the "
+                f"{mix}, B = 128: {rule} to the target: "
+                f"{reach(r['to_target'])}; {times(same)} fewer than full "
+                f"at 128 (goal >= 10x), {times(strong)} fewer than the "
                 f"strongest (goal >= 3x): "
                 + ("met" if same and strong and same >= 10 and strong >= 3
                    else "not met"))
@@ -233,8 +242,8 @@ def goals(tables: dict, rule: str = "dopr") -> list[str]:
                 fewer = mine == mine and (theirs != theirs or mine <= theirs)
                 spread = r["final_sd"] <= 1.5 * o["final_sd"]
                 out.append(
-                    f"{mix}, B = {B}: {rule} {fmt(mine)} vs {other} "
-                    f"{fmt(theirs)} rollouts to target; final sd "
+                    f"{mix}, B = {B}: to the target, {rule} "
+                    f"{reach(mine)} vs {other} {reach(theirs)}; final sd "
                     f"{r['final_sd']:.3f} vs {o['final_sd']:.3f}: "
                     + ("met" if fewer and spread else "not met"))
             out.append(f"{mix}, B = {B}: {rule}'s worst dip "

@@ -150,8 +150,8 @@ def test_help_teaches(capsys):
         if argv != ["--help"]:
             assert "examples:" in text, argv
     main_help = _help(capsys, ["train", "--help"])
-    for needle in ("DoPR", "512", "dopr, dynamic, fixed, full, random, "
-                   "thompson", "consumer_gpu:", "tiny:", "--fresh",
+    for needle in ("DoPR", "512", "dopr, dopr-v1, dynamic, fixed, full, "
+                   "random, thompson", "consumer_gpu:", "tiny:", "--fresh",
                    "default: runs/main"):
         assert needle in main_help, needle
     compare_help = _help(capsys, ["compare", "--help"])

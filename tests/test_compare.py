@@ -72,10 +72,10 @@ def test_stability_measures_the_fall_from_the_best_evaluation():
     assert "30.0 pts" in format_table(list(rows.values()))
 
 
-def test_default_rules_are_the_six_selectors():
+def test_default_rules_are_the_seven_selectors():
     labels = [r.label for r in default_rules()]
     assert labels == ["full", "dynamic", "fixed", "random", "thompson",
-                      "dopr"]
+                      "dopr-v1", "dopr"]
 
 
 def test_rules_are_labels_or_variants_with_selector_arguments():
@@ -102,7 +102,7 @@ def test_compare_command_writes_json_table_and_figure(tmp_path, capsys,
     assert rc == 0
     record = json.loads((tmp_path / "out" / "compare.json").read_text())
     assert [r["rule"] for r in record["table"]] == [
-        "full", "dynamic", "fixed", "random", "thompson", "dopr"]
+        "full", "dynamic", "fixed", "random", "thompson", "dopr-v1", "dopr"]
     # dopr: 2 steps of 8 trained + 2 probe rollouts
     assert record["curves"]["dopr"][0][-1]["rollouts"] == 20
     assert (tmp_path / "out" / "bench_compare.png").stat().st_size > 1000
@@ -113,11 +113,11 @@ def test_compare_command_writes_json_table_and_figure(tmp_path, capsys,
 
 def test_rule_variants_set_config_fields_for_that_rule_alone():
     rules = {r.label: r for r in parse_rules(
-        ["full", "slow=dopr:learning_rate=0.001,c=0.5"])}
+        ["full", "slow=dopr:learning_rate=0.001,gamma=0.5"])}
     assert rules["slow"].settings == {"learning_rate": 0.001}
-    assert rules["slow"].args == {"c": 0.5}
+    assert rules["slow"].args == {"gamma": 0.5}
     cfg = rules["slow"].config(DoprConfig())
-    assert cfg.learning_rate == 0.001 and cfg.selector_args == {"c": 0.5}
+    assert cfg.learning_rate == 0.001 and cfg.selector_args == {"gamma": 0.5}
     assert rules["full"].config(DoprConfig()).learning_rate == 2e-3
 
 

@@ -134,7 +134,7 @@ def test_only_rules_with_a_posterior_start_from_a_preflight():
                        "dopr"):
         DoprConfig(selector="random", preflight="pf.json")
     DoprConfig(selector="thompson", preflight="pf.json")
-    sel = DoPR(probe=1, probe_top=0, c=0.0)
+    sel = DoPR(probe=1, probe_top=0)
     sel.warm_start({0: (8, 8), 1: (4, 8)})  # 0 solved, 1 undecided
     probed = []
 
