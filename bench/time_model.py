@@ -97,7 +97,7 @@ def validate(record: dict) -> dict:
 
 
 def validation_table(result: dict) -> str:
-    lines = ["| B | side | measured s/step | estimate | error | "
+    lines = ["| B | side | measured s/step (mean) | estimate | error | "
              "pick+generate measured / estimate | update measured / "
              "estimate |", "|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
