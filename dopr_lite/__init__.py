@@ -21,8 +21,10 @@ imports and fails on a cycle or an upward import):
    ``rollout`` -> ``grpo``, ``evaluation`` -> ``preflight`` (measure a
    prompt pool before training on it);
 6. ``checkpoint``, ``runlog``, ``guards``: what a run keeps and guards;
-7. ``loop`` (``train``, ``train_step``) -> ``compare`` -> ``plots`` ->
-   ``cli``; ``integrations.trl`` (the rules inside TRL).
+7. ``loop`` (``train``, ``train_step``) -> ``compare`` -> ``steptime``
+   (a step's estimated seconds on a GPU) -> ``savings`` (rollouts and
+   estimated hours to a target) -> ``plots`` -> ``cli``;
+   ``integrations.trl`` (the rules inside TRL).
 """
 
 from __future__ import annotations

@@ -15,11 +15,14 @@ import matplotlib
 if "inline" not in matplotlib.get_backend().lower():
     matplotlib.use("Agg")  # headless unless a notebook draws inline
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
 from dopr_lite.env import project_root  # noqa: E402
 from dopr_lite.preflight import GROUP_SIZES  # noqa: E402
 from dopr_lite.runlog import AXES, curves  # noqa: E402
+from dopr_lite.steptime import CARDS  # noqa: E402
 
 FIGURES = Path(os.environ.get("DOPR_FIGURES",
                               project_root() / "figures"))
@@ -299,10 +302,6 @@ def plot_gpu_time(gpu: dict, B: int = 128):
     generate call would not fit the card's memory.  Every hour is the
     step-time model's estimate (:mod:`dopr_lite.steptime`), not a
     measurement."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    from dopr_lite.steptime import CARDS
 
     def row(mix, label, key):
         return next((r for r in gpu[mix]["rows"] if r["B"] == B

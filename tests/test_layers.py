@@ -24,7 +24,7 @@ ORDER = [
     "env", "tiny", "archs",
     "data", "policy", "inputs", "rollout", "grpo", "evaluation", "preflight",
     "checkpoint", "runlog", "guards",
-    "loop", "compare", "plots", "cli", "__main__",
+    "loop", "compare", "steptime", "savings", "plots", "cli", "__main__",
     "integrations.trl",
 ]
 # imported inside a function on purpose: math-verify (and sympy) only in
