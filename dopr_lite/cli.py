@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +35,7 @@ from dopr_lite.runlog import summary_table
 from dopr_lite.savings import benchmark_steps
 from dopr_lite.select import SELECTORS
 from dopr_lite.steptime import CARDS, find_card, format_estimates
-from dopr_lite.tiny import BUILD_MINUTES, EMBEDDED_DIR, build
+from dopr_lite.tiny import BUILD_MINUTES, EMBEDDED, EMBEDDED_DIR, build
 
 DESCRIPTION = """\
 dopr_lite: Dynamic One-Shot Policy Refinement (DoPR) for RLVR, on a laptop
@@ -51,8 +52,8 @@ MINIMUM = {"batch": (1, "candidate prompts per step"),
            "prompts": (1, "prompts to measure"),
            "k": (1, "rollouts per prompt; leave it out for the run's G"),
            "steps": (1, "warm-up steps"),
-           "threads": (1, "torch threads; leave it out for torch's "
-                       "choice")}
+           "jobs": (1, "runs at once"),
+           "threads": (1, "torch threads; leave it out for the default")}
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -117,12 +118,24 @@ def check_writable(folder, option: str = "--out") -> Path:
     return folder
 
 
+def set_threads(requested: int | None, cfg: DoprConfig) -> None:
+    """Torch threads for this process: ``requested``, else one for the
+    embedded tiny model (its matmuls are too small to share, and threads
+    that wait on a descheduled sibling make a run on a busy machine many
+    times slower), else torch's choice (a real model's matmuls use every
+    core)."""
+    if requested or cfg.model == EMBEDDED:
+        torch.set_num_threads(requested or 1)
+
+
 def cmd_train(args) -> int:
+    check_numbers(args)
     overrides = {name: getattr(args, name) for name in (
         "max_rollouts", "max_steps", "seed", "selector")
         if getattr(args, name) is not None}
     cfg = PRESETS[args.preset](**{**overrides,
                                   **parse_overrides(args.set or [])})
+    set_threads(args.threads, cfg)
     out = check_writable(args.out or ("runs/main" if args.preset == "tiny"
                                       else f"runs/{args.preset}"))
     reference = (args.reference if args.reference is not None
@@ -182,10 +195,12 @@ def cmd_compare(args) -> int:
     check_writable(args.out)
     if args.update_figures:
         check_writable(FIGURES, "--update-figures")
+    set_threads(None, DoprConfig(**parse_overrides(args.set or [])))
     out = benchmark(args.seeds, args.full_rollouts, args.one_rollouts,
                     args.n_test, args.rules, args.out, command,
                     resume=not args.fresh, batches=args.batch,
-                    settings=parse_overrides(args.set or []))
+                    settings=parse_overrides(args.set or []),
+                    jobs=args.jobs)
     for B, (results, rows) in out.items():
         name = args.figure if len(out) == 1 else f"{args.figure}_B{B}"
         target = rows[0]["targets"][0.95] if rows else None
@@ -369,6 +384,9 @@ def parser() -> argparse.ArgumentParser:
                    help="also train full-batch GRPO with "
                    f"{REFERENCE_FACTOR}x the rollouts as the reference "
                    "(default: on for tiny, off for consumer_gpu)")
+    t.add_argument("--threads", type=int,
+                   help="torch threads (default: 1 for the embedded model, "
+                   "torch's choice for another)")
     t.set_defaults(func=cmd_train)
 
     c = sub.add_parser(
@@ -406,6 +424,10 @@ def parser() -> argparse.ArgumentParser:
                    help=f"rules to run: {RULES}, or variants "
                    "LABEL=RULE:key=value,... such as p0=dopr:probe=0 "
                    "(default: all seven)")
+    c.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="runs at once, each in its own process with one "
+                   "torch thread; the results are a serial run's "
+                   "(default: the cores, %(default)s)")
     c.add_argument("--figure", default="bench_compare",
                    help="figure name, written as <out>/<name>.png "
                    "(default: %(default)s)")

@@ -13,11 +13,14 @@ to reach a share (95%) of full-batch GRPO's gain, and the ratio.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dopr_lite.config import DoprConfig
 from dopr_lite.env import versions
@@ -117,21 +120,65 @@ def parse_rules(specs, full_rollouts: int = 2048, one_rollouts: int = 512,
 
 
 def run_rules(rules: list[Rule], seeds: list[int], base: DoprConfig,
-              out_root, *, data=None, resume: bool = False,
-              log=print) -> dict[str, list[RunResult]]:
-    """Train each rule with each seed; ``out_root/<label>-s<seed>/``."""
-    results: dict[str, list[RunResult]] = {}
-    for rule in rules:
-        for seed in seeds:
-            cfg = rule.config(base, seed=seed, out_dir=str(
-                Path(out_root) / f"{rule.label}-s{seed}"))
-            r = train(cfg, policy=load_policy(cfg), data=data,
-                      resume=resume, progress=False, log=lambda *a: None)
-            results.setdefault(rule.label, []).append(r)
-            log(f"{rule.label:<18} seed {seed}: {r.base_accuracy:.3f} -> "
-                f"{r.final_accuracy:.3f} in {r.counter.cost} rollouts, "
-                f"{len(r.metrics)} steps, {r.seconds:.0f} s")
+              out_root, *, data=None, resume: bool = False, log=print,
+              jobs: int = 1) -> dict[str, list[RunResult]]:
+    """Train each rule with each seed; ``out_root/<label>-s<seed>/``.
+    ``jobs`` > 1 trains that many runs at once (:func:`train_all`)."""
+    tasks = [(f"{rule.label:<18} seed {seed}", rule.config(
+        base, seed=seed, out_dir=str(Path(out_root) / f"{rule.label}-s{seed}")))
+        for rule in rules for seed in seeds]
+    done = iter(train_all(tasks, data=data, resume=resume, log=log,
+                          jobs=jobs))
+    return {rule.label: [next(done) for _ in seeds] for rule in rules}
+
+
+def train_all(tasks: list[tuple[str, DoprConfig]], *, data=None,
+              resume: bool = False, log=print,
+              jobs: int = 1) -> list[RunResult]:
+    """Train each ``(name, config)`` of ``tasks`` and return their results
+    in the same order, logging a line as each run ends.
+
+    ``jobs`` > 1 trains up to that many runs at once, each in its own
+    process with one torch thread (on 2 cores, two processes of two
+    threads each slow each other down many times over; two of one thread
+    each do not).  Every run is a pure function of its config (seeded
+    steps, draws and evaluation), so the results are a serial run's.  A
+    run that fails stops the runs not yet started; the finished ones stay
+    in their folders and a rerun with ``resume`` reuses them."""
+    def report(name: str, r: RunResult) -> None:
+        log(f"{name}: {r.base_accuracy:.3f} -> {r.final_accuracy:.3f} in "
+            f"{r.counter.cost} rollouts, {len(r.metrics)} steps, "
+            f"{r.seconds:.0f} s")
+
+    if jobs <= 1 or len(tasks) <= 1:
+        out = []
+        for name, cfg in tasks:
+            out.append(_train(cfg, data, resume))
+            report(name, out[-1])
+        return out
+    results: list = [None] * len(tasks)
+    spawn = multiprocessing.get_context("spawn")  # no forked torch state
+    with ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=spawn,
+                             initializer=torch.set_num_threads,
+                             initargs=(1,)) as pool:
+        futures = {pool.submit(_train, cfg, data, resume): i
+                   for i, (_, cfg) in enumerate(tasks)}
+        try:
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                report(tasks[i][0], results[i])
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
     return results
+
+
+def _train(cfg: DoprConfig, data, resume: bool) -> RunResult:
+    """One run of :func:`train_all` (module level: a worker process
+    imports it by name)."""
+    return train(cfg, policy=load_policy(cfg), data=data, resume=resume,
+                 progress=False, log=lambda *a: None)
 
 
 def rollouts_to_reach(runs: list[RunResult], target: float,
@@ -267,7 +314,7 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
               one_rollouts: int = 512, n_test: int = 300, rules=None,
               out_dir="runs/bench/compare", command: str = "",
               resume: bool = False, batches=None, settings=None,
-              full_steps: int = FULL_STEPS, log=print):
+              full_steps: int = FULL_STEPS, jobs: int = 1, log=print):
     """Run the head-to-head at each candidate batch size in ``batches``
     (default: the config's ``prompts_per_step``), with ``settings`` (config
     fields) for every rule; write ``<out_dir>/compare.json`` (settings,
@@ -279,6 +326,7 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
     With several B the runs go to ``<out_dir>/B<B>/``, and each larger B's
     table also lists the smallest B's full-batch GRPO as ``full@<B>``: is
     picking one prompt out of B better than GRPO on a smaller batch?
+    ``jobs`` runs that many at once (:func:`train_all`).
     """
     base = DoprConfig(**{"n_test": n_test, "eval_k": 0, "save_every": 0,
                          **(settings or {})})
@@ -303,10 +351,18 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
         plan[B] = at_b, chosen
     rule_sets = {B: [vars(r) for r in chosen]
                  for B, (_, chosen) in plan.items()}
-    for B, (at_b, chosen) in plan.items():
-        folder = Path(out_dir) / f"B{B}" if sweep else Path(out_dir)
-        results = run_rules(chosen, list(seeds), at_b, folder,
-                            resume=resume, log=log)
+    # every run of every B in one pool: long full-batch runs beside short
+    # one-prompt ones keep all the workers busy to the end
+    tasks = [(f"B={B:<4} {rule.label:<18} seed {seed}", rule.config(
+        at_b, seed=seed, out_dir=str((Path(out_dir) / f"B{B}" if sweep
+                                      else Path(out_dir))
+                                     / f"{rule.label}-s{seed}")))
+        for B, (at_b, chosen) in plan.items() for rule in chosen
+        for seed in seeds]
+    done = iter(train_all(tasks, resume=resume, log=log, jobs=jobs))
+    for B, (_, chosen) in plan.items():
+        results = {rule.label: [next(done) for _ in seeds]
+                   for rule in chosen}
         small = batches[0]
         if B != small and "full" in out[small][0]:
             results[f"full@{small}"] = out[small][0]["full"]

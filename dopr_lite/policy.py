@@ -7,6 +7,8 @@ peft's ``prepare_model_for_kbit_training``) and with LoRA adapters.
 
 The KL reference policy is the same model with its adapter disabled
 (:func:`reference_mode`), so beta > 0 costs no second copy of the weights.
+Sampling on a CPU runs the adapters folded into the weights
+(:func:`sampling_model`): one matmul per layer instead of three.
 
 Safety: weights load from safetensors only (``use_safetensors=True``), and
 ``trust_remote_code`` stays off unless the config turns it on.
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import try_to_load_from_cache
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from peft.tuners.lora import Linear as LoraLinear
 from transformers import (AutoModelForCausalLM, AutoTokenizer,
                           BitsAndBytesConfig)
 from transformers.utils import logging as hf_logging
@@ -226,3 +229,64 @@ def reference_mode(model):
                           "(use_lora=True) so the base weights stay frozen")
     with model.disable_adapter():
         yield model
+
+
+def _foldable_lora(model) -> list[tuple[str, LoraLinear]] | None:
+    """``model``'s LoRA layers as (name, layer) if every one can be folded
+    into a plain linear layer: one active adapter, unmerged, not DoRA, on
+    an ``nn.Linear`` (not 4-bit) base; else None."""
+    if not hasattr(model, "get_base_model"):
+        return None
+    active = getattr(model, "active_adapters", [])
+    if len(active) != 1:
+        return None
+    layers = [(n, m) for n, m in model.get_base_model().named_modules()
+              if isinstance(m, LoraLinear)]
+    ok = all(type(m) is LoraLinear and type(m.base_layer) is torch.nn.Linear
+             and not m.merged and not m.disable_adapters
+             and not m.use_dora.get(active[0], False)
+             and active[0] in m.lora_A for _, m in layers)
+    return layers if layers and ok else None
+
+
+@contextlib.contextmanager
+def sampling_model(model):
+    """The model to call ``generate`` on: on a CPU, a LoRA model's base
+    model with each adapter folded into a fresh copy of its layer's weight
+    (``W + scale * B @ A``, peft's own delta), else ``model`` itself.
+
+    Decoding a few rows of a small model is bound by the work per layer,
+    not by its FLOPs, and an unfolded LoRA layer runs three matmuls and
+    peft's Python where a folded one runs one.  The policy's weights are
+    never touched (the folded copies are new tensors, dropped on exit,
+    when the LoRA layers go back), so training, checkpoints and resumed
+    runs see exactly the parameters they saw before; sampled tokens can
+    differ from an unfolded pass's where float rounding tips a draw.  On
+    a GPU a second copy of every adapted weight would cost memory that a
+    consumer card lacks, so the model is used as it is.
+    """
+    layers = _foldable_lora(model)
+    if layers is None or next(model.parameters()).device.type != "cpu":
+        yield model
+        return
+    base, swapped = model.get_base_model(), []
+    try:
+        with torch.no_grad():
+            for name, layer in layers:
+                parent_name, _, attr = name.rpartition(".")
+                parent = base.get_submodule(parent_name)
+                linear = layer.base_layer
+                folded = torch.nn.Linear(linear.in_features,
+                                         linear.out_features, bias=False,
+                                         device="meta")
+                folded.weight = torch.nn.Parameter(
+                    linear.weight + layer.get_delta_weight(
+                        layer.active_adapters[0]).to(linear.weight.dtype),
+                    requires_grad=False)
+                folded.bias = linear.bias
+                setattr(parent, attr, folded)
+                swapped.append((parent, attr, layer))
+        yield base
+    finally:
+        for parent, attr, layer in swapped:
+            setattr(parent, attr, layer)

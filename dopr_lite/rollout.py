@@ -1,8 +1,12 @@
 """Rollouts with Hugging Face ``generate``, and exact rollout accounting.
 
 :func:`generate_rollouts` samples ``G`` completions for each prompt in one
-batched, left-padded ``generate`` call (KV cache on, ``inference_mode``) and
-returns token ids, masks and decoded texts.  :func:`sequence_logprobs`
+batched, left-padded ``generate`` call (KV cache on, ``inference_mode``;
+on a CPU with LoRA folded into the weights,
+:func:`~dopr_lite.policy.sampling_model`) and returns token ids, masks and
+decoded texts.  A large greedy batch (an evaluation) runs in buckets of
+similar prompt length and stops decoding the rows that have ended
+(:func:`_decode`).  :func:`sequence_logprobs`
 scores completions under a model (used for behaviour log-probs when a batch
 is reused for several updates, and for the KL reference).
 
@@ -30,8 +34,11 @@ from transformers import (GenerationConfig, LogitsProcessor,
 
 from dopr_lite.config import DoprConfig
 from dopr_lite.errors import NonFiniteLogits
+from dopr_lite.policy import sampling_model
 
 KINDS = ("train", "probe", "eval")
+COMPACT_ROWS = 64  # greedy calls of at least this many rows: _decode
+BUCKETS = 2  # prompt-length buckets of such a call
 
 
 @dataclass
@@ -226,11 +233,8 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
     gen = copy.deepcopy(gen)  # the caller's config stays as it was
     gen.update(use_cache=True, pad_token_id=tokenizer.pad_token_id,
                eos_token_id=eos)
-    guard = NonFiniteGuard()
-    out = model.generate(input_ids=ids, attention_mask=mask,
-                         generation_config=gen,
-                         logits_processor=LogitsProcessorList([guard]))
-    comp = out[:, ids.shape[1]:]
+    with sampling_model(model) as sampler:
+        comp, bad = _decode(sampler, ids, mask, gen)
     cmask = completion_mask(comp, eos)
     truncated = ~is_eos(comp, eos).any(1).cpu()
     comp = torch.where(cmask.bool(), comp,
@@ -244,9 +248,9 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
             rows = [r for r, rk in enumerate(row_kind) if rk == k]
             counter.add(k, len(rows), sum(row_tokens[r] for r in rows),
                         calls=int(j == 0))
-    if guard.seen is not None and bool(guard.seen.any()):
+    if bad:
         raise NonFiniteLogits(
-            f"the policy's logits held NaN/inf in {int(guard.seen.sum())} "
+            f"the policy's logits held NaN/inf in {bad} "
             f"of {comp.shape[0]} sequences while generating; lower "
             "learning_rate or max_grad_norm, or load in bfloat16/float32 "
             "rather than float16 (config field 'dtype')")
@@ -260,6 +264,79 @@ def generate_rollouts(model, tokenizer, prompts: list[str],
             model, ro, (gen.temperature or 1.0) if gen.do_sample else 1.0,
             micro_batch)
     return ro
+
+
+def _generate(model, ids, mask, gen: GenerationConfig):
+    """One ``generate`` call: completion ids, and the rows whose logits
+    were not finite (:class:`NonFiniteGuard`)."""
+    guard = NonFiniteGuard()
+    out = model.generate(input_ids=ids, attention_mask=mask,
+                         generation_config=gen,
+                         logits_processor=LogitsProcessorList([guard]))
+    seen = guard.seen if guard.seen is not None else torch.zeros(
+        len(ids), dtype=torch.bool, device=ids.device)
+    return out[:, ids.shape[1]:], seen
+
+
+def _decode(model, ids, mask, gen: GenerationConfig):
+    """Completion ids (rows, width; pad after EOS) of ``generate`` on
+    left-padded ``ids``, and how many rows had non-finite logits.
+
+    ``generate`` computes every row at the batch's prompt width and until
+    its longest row ends, so in a large greedy batch (an evaluation:
+    prompts of 7 to 52 tokens, answers of 8 to 48) most of the work is
+    padding.  Greedy calls of :data:`COMPACT_ROWS` rows or more therefore
+    run as :data:`BUCKETS` calls of rows of similar prompt length, each
+    trimmed to its own width, and each in two rounds: every row for half
+    the length cap, then only the rows without EOS, from their prompt and
+    what they wrote.  Greedy decoding is a function of the prefix, so the
+    tokens are one call's (up to the float rounding of another batch
+    shape).  Sampled calls run as one call, so that the random stream is
+    the one a single call draws.
+    """
+    if gen.do_sample or len(ids) < COMPACT_ROWS or gen.max_new_tokens < 2:
+        comp, seen = _generate(model, ids, mask, gen)
+        return comp, int(seen.sum())
+    order = mask.sum(1).argsort(stable=True).tolist()
+    size = -(-len(order) // BUCKETS)
+    parts = [_two_rounds(model, ids[rows], mask[rows], gen)
+             for rows in (order[s:s + size]
+                          for s in range(0, len(order), size))]
+    width = max(c.shape[1] for c, _ in parts)
+    comp = torch.full((len(ids), width), gen.pad_token_id, dtype=ids.dtype,
+                      device=ids.device)
+    back = torch.tensor(order, device=ids.device)
+    comp[back] = torch.cat([F.pad(c, (0, width - c.shape[1]),
+                                  value=gen.pad_token_id) for c, _ in parts])
+    return comp, sum(bad for _, bad in parts)
+
+
+def _two_rounds(model, ids, mask, gen: GenerationConfig):
+    """Greedy completions of left-padded rows: all rows to half the
+    length cap, then the rows without EOS to the cap (:func:`_decode`)."""
+    keep = mask.any(0).nonzero()[0, 0]  # columns of padding in every row
+    ids, mask = ids[:, keep:], mask[:, keep:]
+    half = copy.deepcopy(gen)
+    half.update(max_new_tokens=gen.max_new_tokens // 2,
+                min_new_tokens=min(gen.min_new_tokens or 0,
+                                   gen.max_new_tokens // 2))
+    head, seen = _generate(model, ids, mask, half)
+    going = ~is_eos(head, gen.eos_token_id).any(1)
+    if head.shape[1] < half.max_new_tokens or not going.any():
+        return head, int(seen.sum())
+    rest = copy.deepcopy(gen)
+    rest.update(max_new_tokens=gen.max_new_tokens - head.shape[1],
+                min_new_tokens=max(0, (gen.min_new_tokens or 0)
+                                   - head.shape[1]))
+    tail, tail_seen = _generate(
+        model, torch.cat([ids, head], 1)[going],
+        torch.cat([mask, torch.ones_like(head)], 1)[going], rest)
+    comp = torch.full((len(ids), head.shape[1] + tail.shape[1]),
+                      gen.pad_token_id, dtype=head.dtype, device=head.device)
+    comp[:, :head.shape[1]] = head
+    comp[going, head.shape[1]:] = tail
+    seen[going] |= tail_seen
+    return comp, int(seen.sum())
 
 
 def concat_rollouts(parts: list[Rollouts], pad_id: int) -> Rollouts:

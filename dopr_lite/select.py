@@ -56,12 +56,13 @@ def candidate_batch(step: int, pool: int, size: int, seed: int) -> list[int]:
     within a batch, as one-shot RLVR duplicates its single example to fill
     the batch (Wang et al. 2025).
     """
-    out, start = [], step * size
+    out, start, perms = [], step * size, {}
     for q in range(start, start + size):
         epoch, pos = divmod(q, pool)
-        perm = list(range(pool))
-        random.Random(f"{seed}:epoch:{epoch}").shuffle(perm)
-        out.append(perm[pos])
+        if epoch not in perms:  # one shuffle per epoch the batch meets
+            perms[epoch] = list(range(pool))
+            random.Random(f"{seed}:epoch:{epoch}").shuffle(perms[epoch])
+        out.append(perms[epoch][pos])
     return out
 
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from dopr_lite.cli import main, parse_overrides
+from dopr_lite.config import DoprConfig
 from dopr_lite.errors import ConfigError
 
 
@@ -376,3 +377,19 @@ def test_field_types_come_from_the_annotations():
         kinds["learning_rate"].parse("none")  # not optional
     assert parse_overrides(["selector_args={\"c\": 0.5}", "top_k=3"]) == {
         "selector_args": {"c": 0.5}, "top_k": 3}
+
+
+def test_threads_default_to_one_for_the_embedded_model(monkeypatch):
+    from dopr_lite.cli import set_threads
+
+    asked = []
+    monkeypatch.setattr("dopr_lite.cli.torch.set_num_threads", asked.append)
+    set_threads(None, DoprConfig())  # the embedded model: one thread
+    set_threads(3, DoprConfig())  # asked for
+    set_threads(None, DoprConfig(model="some/hub-model"))  # torch's choice
+    assert asked == [1, 3]
+
+
+def test_compare_refuses_zero_jobs(capsys):
+    assert main(["compare", "--jobs", "0"]) == 2
+    assert "--jobs 0: must be >= 1" in capsys.readouterr().err

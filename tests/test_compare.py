@@ -164,3 +164,39 @@ def test_full_steps_sets_the_full_budget_at_each_batch_and_resumes(tmp_path):
     again = json.loads((tmp_path / "compare.json").read_text())
     assert again["run_seconds"] == pytest.approx(first["run_seconds"],
                                                  rel=0.5)
+
+
+def _no_times(rows):
+    return [{k: v for k, v in r.items() if "seconds" not in k
+             and k != "peak_memory_gb"} for r in rows]
+
+
+@pytest.mark.slow
+def test_runs_in_parallel_processes_match_serial_runs(tmp_path):
+    """``jobs=2`` trains two runs at once, each in a process of its own;
+    every step and evaluation equals the serial run's, in task order."""
+    import torch
+
+    from dataclasses import replace
+
+    from dopr_lite.compare import train_all
+
+    base = DoprConfig(n_test=16, eval_k=0, save_every=0, max_rollouts=32,
+                      eval_every=2, num_generations=4, prompts_per_step=4)
+    specs = [("thompson", 0), ("random", 1), ("full", 0)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker runs
+    try:
+        out = {jobs: train_all([(f"{rule} {seed}", replace(
+            base, selector=rule, seed=seed,
+            out_dir=str(tmp_path / f"j{jobs}" / f"{rule}-{seed}")))
+            for rule, seed in specs], jobs=jobs, log=lambda *a: None)
+            for jobs in (1, 2)}
+    finally:
+        torch.set_num_threads(threads)
+    for serial, parallel in zip(out[1], out[2], strict=True):
+        assert _no_times(parallel.evals) == _no_times(serial.evals)
+        assert _no_times(parallel.metrics) == _no_times(serial.metrics)
+        assert parallel.counter == serial.counter
+    assert [r.out_dir.name for r in out[2]] == [
+        f"{rule}-{seed}" for rule, seed in specs]

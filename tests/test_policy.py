@@ -173,3 +173,47 @@ def test_a_relative_path_that_is_not_there_is_named_as_such(tmp_path,
     with pytest.raises(PolicyLoadError, match="'models/mine' does not "
                        "exist"):
         resolve_source("models/mine")
+
+
+def test_sampling_model_folds_lora_and_gives_the_policy_back_untouched():
+    """Generation on a CPU runs a LoRA policy with each adapter folded
+    into a copy of its weight: the same logits, no LoRA layer left, and
+    afterwards the very same parameters, unchanged, even after an error."""
+    from dopr_lite.policy import sampling_model
+
+    pol = load_policy()
+    model = pol.model
+    torch.manual_seed(1)
+    with torch.no_grad():  # a trained adapter: B is no longer zero
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    params = dict(model.named_parameters())
+    values = {n: p.detach().clone() for n, p in params.items()}
+    enc = pol.tokenizer(["12+30=", "what is 7*8?"], padding=True,
+                        return_tensors="pt")
+    with torch.no_grad():
+        want = model(**enc).logits
+        with sampling_model(model) as folded:
+            assert not any("lora" in n for n, _ in folded.named_modules())
+            got = folded(**enc).logits
+    assert torch.allclose(got, want, atol=1e-5)
+    with pytest.raises(RuntimeError, match="inside"):
+        with sampling_model(model):
+            raise RuntimeError("an error inside")
+    after = dict(model.named_parameters())
+    assert after.keys() == params.keys()
+    assert all(after[n] is p and torch.equal(p, values[n])
+               for n, p in params.items())
+    with torch.no_grad():
+        assert torch.equal(model(**enc).logits, want)  # LoRA layers back
+        with model.disable_adapter():
+            assert not torch.allclose(model(**enc).logits, want, atol=1e-3)
+
+
+def test_sampling_model_leaves_a_model_without_lora_as_it_is():
+    from dopr_lite.policy import sampling_model
+
+    pol = load_policy(use_lora=False)
+    with sampling_model(pol.model) as model:
+        assert model is pol.model

@@ -201,3 +201,32 @@ def test_prompt_entropy_is_one_forward_pass_per_prompt(random_tiny_dir):
     assert ent.shape == (2,) and torch.all(ent >= 0)
     assert torch.all(ent <= torch.log(torch.tensor(float(vocab))) + 1e-4)
     assert torch.allclose(ent[1:], alone, atol=1e-4)  # padding-invariant
+
+
+def test_a_large_greedy_batch_decodes_as_one_call_would(monkeypatch):
+    """An evaluation-sized greedy batch runs in prompt-length buckets and
+    two rounds (rows that ended are no longer decoded); its tokens, masks
+    and counts are those of one ``generate`` call."""
+    from dopr_lite import rollout
+    from dopr_lite.policy import load_policy
+    from dopr_lite.rollout import generate_rollouts, sampling_config
+    from dopr_lite.task import task_dataset
+
+    pol = load_policy()
+    prompts = [r["prompt"] for r in task_dataset("test", 96)]
+    gen = sampling_config(48, do_sample=False)
+    runs = {}
+    for rows in (rollout.COMPACT_ROWS, 10**9):  # buckets; one call
+        monkeypatch.setattr(rollout, "COMPACT_ROWS", rows)
+        counter = RolloutCounter()
+        runs[rows] = (generate_rollouts(pol.model, pol.tokenizer, prompts,
+                                        generation_config=gen,
+                                        counter=counter, kind="eval"),
+                      counter)
+    (parts, c1), (one, c2) = runs.values()
+    lengths = one.completion_mask.sum(1)
+    assert lengths.min() < 24 < lengths.max()  # both rounds are exercised
+    assert parts.texts == one.texts
+    assert torch.equal(parts.completion_mask, one.completion_mask)
+    assert torch.equal(parts.truncated, one.truncated)
+    assert c1.state_dict() == c2.state_dict()  # one call, the same tokens
