@@ -56,6 +56,7 @@ class Phases:
         self.calls = defaultdict(int)
         self.stack: list[str] = []
         self.tokens = defaultdict(int)  # FLOP-floor tokens by kind
+        self.patched: list = []  # (owner, attr, original) to put back
         self._t = time.perf_counter()
 
     def _charge(self) -> None:
@@ -86,7 +87,20 @@ class Phases:
             if after is not None:
                 after(out, args, kwargs)
             return out
-        setattr(owner, attr, timed)
+        self.patch(owner, attr, timed)
+
+    def patch(self, owner, attr: str, value) -> None:
+        self.patched.append((owner, attr, owner.__dict__.get(attr)))
+        setattr(owner, attr, value)
+
+    def restore(self) -> None:
+        """Put back every attribute :meth:`patch` replaced."""
+        for owner, attr, original in reversed(self.patched):
+            if original is None:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
+        self.patched.clear()
 
     def forward_hooks(self, module) -> None:
         """Time ``module``'s forward passes: ``prefill`` or ``decode``
@@ -127,7 +141,16 @@ def matmul_gflops(shapes, rows: int = 64, seconds: float = 1.0) -> float:
 
 
 def profile(cfg: DoprConfig) -> dict:
+    """Train ``cfg`` under :class:`Phases`; the functions wrapped for it
+    are put back afterwards."""
     ph = Phases()
+    try:
+        return _profile(cfg, ph)
+    finally:
+        ph.restore()
+
+
+def _profile(cfg: DoprConfig, ph: Phases) -> dict:
     # what every step and evaluation calls, by the names loop and
     # evaluation import them under
     def count_gen(ro, args, kwargs):
@@ -178,13 +201,13 @@ def profile(cfg: DoprConfig) -> dict:
         run = inner_start(cls, cfg, **kwargs)
         hook_model(run.policy)
         return run
-    loop.Run.start = classmethod(start)
+    ph.patch(loop.Run, "start", classmethod(start))
     t0 = time.perf_counter()
     ph._t = t0
     result = loop.train(cfg, selector=selector, reward_fn=reward_fn,
                         progress=False, resume=False, log=lambda *a: None)
-    total = time.perf_counter() - t0
     ph._charge()
+    total = ph._t - t0
     shapes = next(iter(hooked.values()))
     per_token = sum(2 * i * o for i, o in shapes)
     gflops = matmul_gflops(shapes)

@@ -105,3 +105,25 @@ def test_design_table_pairs_variants_seed_by_seed(tmp_path):
     assert rows["dopr"]["against"] is None
     assert _load("design_table").main([str(tmp_path), "--against",
                                        "nothing"]) == 1
+
+
+def test_profile_run_charges_every_second_to_one_phase(tmp_path):
+    from dopr_lite import loop
+    from dopr_lite.config import DoprConfig
+
+    bench = _load("profile_run")
+    before = (loop.generate_rollouts, loop.update, loop.Run.start)
+    cfg = DoprConfig(selector="thompson", prompts_per_step=8,
+                     max_rollouts=24, eval_every=2, eval_k=0, n_test=16,
+                     save_every=0, out_dir=str(tmp_path))
+    rec = bench.profile(cfg)
+    assert (loop.generate_rollouts, loop.update, loop.Run.start) == before
+    phases = rec["phases"]
+    assert sum(phases.values()) == pytest.approx(rec["seconds"], rel=1e-6)
+    for part in ("startup", "generate/decode", "generate/prefill", "update",
+                 "update/forward", "evaluation/generate/decode", "reward"):
+        assert phases[part] > 0, part
+    assert rec["calls"]["evaluation"] == rec["evaluations"] == 3 + 1
+    assert rec["floor"]["tokens"]["eval"] > rec["floor"]["tokens"]["train"]
+    assert 0 < rec["floor"]["total_seconds"] < rec["seconds"]
+    assert "| **total** |" in bench.table(rec)
