@@ -37,6 +37,9 @@ __version__ = "0.1.0"
 # bitsandbytes (which peft imports) warns on CPUs with AVX512-BF16 that an
 # optional kernel package is missing; its own fallback is what runs here
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+# kernels (transformers' hub-kernel layers) warns on every model load that
+# offline mode skips a trust check for a kernel we never fetch
+logging.getLogger("kernels._internals.hf_hub").setLevel(logging.ERROR)
 
 _API = {
     "dopr_lite.config": ["DoprConfig", "PRESETS"],

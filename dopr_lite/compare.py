@@ -353,7 +353,7 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
                  for B, (_, chosen) in plan.items()}
     # every run of every B in one pool: long full-batch runs beside short
     # one-prompt ones keep all the workers busy to the end
-    tasks = [(f"B={B:<4} {rule.label:<18} seed {seed}", rule.config(
+    tasks = [(f"{rule.label:<18} seed {seed}", rule.config(
         at_b, seed=seed, out_dir=str((Path(out_dir) / f"B{B}" if sweep
                                       else Path(out_dir))
                                      / f"{rule.label}-s{seed}")))
