@@ -274,7 +274,7 @@ def _refused(argv, tmp_path, monkeypatch, capsys):
 
     for module, name in ((dopr_lite.cli, "train"), (dopr_lite.cli, "build"),
                          (dopr_lite.cli, "preflight"),
-                         (dopr_lite.compare, "run_rules")):
+                         (dopr_lite.compare, "train_all")):
         monkeypatch.setattr(module, name, started)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DOPR_RUNS", str(tmp_path / "runs"))
