@@ -6,7 +6,8 @@ benchmark's one-prompt run) on one thread, and charges every second to the
 innermost phase running (exclusive time): ``startup`` (model and data),
 ``draw`` (candidate batches), ``select`` (the rule), ``generate`` split
 into ``prefill``, ``decode`` (the model's forward passes) and the rest of
-``generate`` (sampling, masks, the cache), ``reward``, ``update`` (its
+``generate`` (sampling, masks, the cache; behaviour log-probs, when
+``num_iterations`` > 1, count as its ``prefill``), ``reward``, ``update`` (its
 ``forward`` and the rest: backward, optimiser), ``evaluation`` (its own
 generate and reward), ``checkpoint``, ``logging``; what no phase claims
 is ``other``.
@@ -47,6 +48,9 @@ from dopr_lite.rewards import get_reward
 from dopr_lite.select import make_selector
 
 
+MISSING = object()  # an attribute the patched owner did not hold itself
+
+
 class Phases:
     """Exclusive seconds per phase path (``evaluation/generate/decode``):
     time is charged to the innermost phase entered and not yet left."""
@@ -57,6 +61,7 @@ class Phases:
         self.stack: list[str] = []
         self.tokens = defaultdict(int)  # FLOP-floor tokens by kind
         self.patched: list = []  # (owner, attr, original) to put back
+        self.hooks: list = []  # forward hooks to remove
         self._t = time.perf_counter()
 
     def _charge(self) -> None:
@@ -90,17 +95,22 @@ class Phases:
         self.patch(owner, attr, timed)
 
     def patch(self, owner, attr: str, value) -> None:
-        self.patched.append((owner, attr, owner.__dict__.get(attr)))
+        self.patched.append((owner, attr, owner.__dict__.get(attr, MISSING)))
         setattr(owner, attr, value)
 
     def restore(self) -> None:
-        """Put back every attribute :meth:`patch` replaced."""
+        """Put back every attribute :meth:`patch` replaced (one the owner
+        did not hold itself is deleted, uncovering the inherited one) and
+        remove the forward hooks."""
         for owner, attr, original in reversed(self.patched):
-            if original is None:
+            if original is MISSING:
                 delattr(owner, attr)
             else:
                 setattr(owner, attr, original)
         self.patched.clear()
+        for hook in self.hooks:
+            hook.remove()
+        self.hooks.clear()
 
     def forward_hooks(self, module) -> None:
         """Time ``module``'s forward passes: ``prefill`` or ``decode``
@@ -114,8 +124,8 @@ class Phases:
 
         def post(mod, args, kwargs, out):
             self.leave()
-        module.register_forward_pre_hook(pre, with_kwargs=True)
-        module.register_forward_hook(post, with_kwargs=True)
+        self.hooks += [module.register_forward_pre_hook(pre, with_kwargs=True),
+                       module.register_forward_hook(post, with_kwargs=True)]
 
 
 def linear_shapes(model) -> list[tuple[int, int]]:

@@ -16,7 +16,8 @@ machine hits both; each side imports its own package
 * ``busy``: a 96-rollout ``dopr-lite train --no-reference`` alone and
   beside one CPU-bound process;
 * ``compare`` (with ``--compare``): ``dopr-lite compare`` (default rules,
-  seeds 0-2), the new side with ``--jobs`` = the cores.
+  seeds 0-2), once a side (old first), the new side with ``--jobs`` = the
+  cores.
 
 Writes ``--out`` (default ``bench/results/speed.json``) with the command,
 every measured time and the ratios (old / new: > 1 is faster).
@@ -40,12 +41,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def side_env(checkout: Path, threads: int | None = None) -> dict:
+def side_env(checkout: Path) -> dict:
+    """The environment of a side's process: its own package, offline, and
+    torch's thread count left to the side's code."""
     env = {**os.environ, "PYTHONPATH": str(checkout),
            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("OMP_NUM_THREADS", None)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
     return env
 
 
@@ -168,6 +169,7 @@ def main(argv=None) -> int:
                                capture_output=True)
     record["ratios"] = ratios(record["measured"])
     print(json.dumps(record["ratios"], indent=1))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0

@@ -143,8 +143,14 @@ def train_all(tasks: list[tuple[str, DoprConfig]], *, data=None,
     threads each slow each other down many times over; two of one thread
     each do not).  Every run is a pure function of its config (seeded
     steps, draws and evaluation), so the results are a serial run's.  A
-    run that fails stops the runs not yet started; the finished ones stay
-    in their folders and a rerun with ``resume`` reuses them."""
+    run that fails stops the runs not yet started (those under way
+    finish, unreported); the finished ones stay in their folders and a
+    rerun with ``resume`` reuses them."""
+    folders = [cfg.out_dir for _, cfg in tasks]
+    if len(set(folders)) < len(folders):
+        raise ValueError(f"two runs would write one folder: {folders} "
+                         "(a rule label or seed given twice)")
+
     def report(name: str, r: RunResult) -> None:
         log(f"{name}: {r.base_accuracy:.3f} -> {r.final_accuracy:.3f} in "
             f"{r.counter.cost} rollouts, {len(r.metrics)} steps, "

@@ -98,6 +98,14 @@ def peak_memory_gb() -> float:
     return round(peak / 1e9, 3)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity where the OS
+    reports one: a container's share, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def hub_offline(datasets: bool = False) -> bool:
     """Whether ``$HF_HUB_OFFLINE`` (for datasets also
     ``$HF_DATASETS_OFFLINE``) forbids downloads, read as huggingface_hub

@@ -25,6 +25,7 @@ import torch
 from huggingface_hub import try_to_load_from_cache
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from peft.tuners.lora import Linear as LoraLinear
+from peft.tuners.lora import LoraLayer
 from transformers import (AutoModelForCausalLM, AutoTokenizer,
                           BitsAndBytesConfig)
 from transformers.utils import logging as hf_logging
@@ -233,19 +234,25 @@ def reference_mode(model):
 
 def _foldable_lora(model) -> list[tuple[str, LoraLinear]] | None:
     """``model``'s LoRA layers as (name, layer) if every one can be folded
-    into a plain linear layer: one active adapter, unmerged, not DoRA, on
-    an ``nn.Linear`` (not 4-bit) base; else None."""
+    into a plain float32 linear layer: one active adapter, unmerged and
+    enabled, plain LoRA (no DoRA or other variant, no adapter bias) on an
+    ``nn.Linear`` base; else None.  (Only float32: a delta added to
+    bfloat16 weights would round most of a young adapter away.)"""
     if not hasattr(model, "get_base_model"):
         return None
     active = getattr(model, "active_adapters", [])
     if len(active) != 1:
         return None
+    name = active[0]
     layers = [(n, m) for n, m in model.get_base_model().named_modules()
-              if isinstance(m, LoraLinear)]
+              if isinstance(m, LoraLayer)]
     ok = all(type(m) is LoraLinear and type(m.base_layer) is torch.nn.Linear
+             and m.base_layer.weight.dtype == torch.float32
              and not m.merged and not m.disable_adapters
-             and not m.use_dora.get(active[0], False)
-             and active[0] in m.lora_A for _, m in layers)
+             and name in m.lora_A and not m.use_dora.get(name, False)
+             and name not in getattr(m, "lora_variant", {})
+             and not getattr(m, "lora_bias", {}).get(name, False)
+             for _, m in layers)
     return layers if layers and ok else None
 
 
@@ -253,7 +260,8 @@ def _foldable_lora(model) -> list[tuple[str, LoraLinear]] | None:
 def sampling_model(model):
     """The model to call ``generate`` on: on a CPU, a LoRA model's base
     model with each adapter folded into a fresh copy of its layer's weight
-    (``W + scale * B @ A``, peft's own delta), else ``model`` itself.
+    (``W + scale * B @ A``, peft's own delta; float32 and plain LoRA only,
+    :func:`_foldable_lora`), else ``model`` itself.
 
     Decoding a few rows of a small model is bound by the work per layer,
     not by its FLOPs, and an unfolded LoRA layer runs three matmuls and
@@ -281,8 +289,7 @@ def sampling_model(model):
                                          device="meta")
                 folded.weight = torch.nn.Parameter(
                     linear.weight + layer.get_delta_weight(
-                        layer.active_adapters[0]).to(linear.weight.dtype),
-                    requires_grad=False)
+                        layer.active_adapters[0]), requires_grad=False)
                 folded.bias = linear.bias
                 setattr(parent, attr, folded)
                 swapped.append((parent, attr, layer))

@@ -291,10 +291,16 @@ def _decode(model, ids, mask, gen: GenerationConfig):
     the length cap, then only the rows without EOS, from their prompt and
     what they wrote.  Greedy decoding is a function of the prefix, so the
     tokens are one call's (up to the float rounding of another batch
-    shape).  Sampled calls run as one call, so that the random stream is
-    the one a single call draws.
+    shape).  Sampled calls (and beams, stop strings, a forced EOS: what a
+    round boundary would change) run as one call, so that the random
+    stream is the one a single call draws.
     """
-    if gen.do_sample or len(ids) < COMPACT_ROWS or gen.max_new_tokens < 2:
+    plain_greedy = (not gen.do_sample and gen.num_beams == 1
+                    and gen.num_return_sequences == 1
+                    and not gen.stop_strings
+                    and gen.forced_eos_token_id is None
+                    and (gen.max_new_tokens or 0) >= 2)
+    if not plain_greedy or len(ids) < COMPACT_ROWS:
         comp, seen = _generate(model, ids, mask, gen)
         return comp, int(seen.sum())
     order = mask.sum(1).argsort(stable=True).tolist()
@@ -314,7 +320,7 @@ def _decode(model, ids, mask, gen: GenerationConfig):
 def _two_rounds(model, ids, mask, gen: GenerationConfig):
     """Greedy completions of left-padded rows: all rows to half the
     length cap, then the rows without EOS to the cap (:func:`_decode`)."""
-    keep = mask.any(0).nonzero()[0, 0]  # columns of padding in every row
+    keep = mask.any(0).nonzero()[0, 0]  # the first column any row uses
     ids, mask = ids[:, keep:], mask[:, keep:]
     half = copy.deepcopy(gen)
     half.update(max_new_tokens=gen.max_new_tokens // 2,

@@ -200,3 +200,11 @@ def test_runs_in_parallel_processes_match_serial_runs(tmp_path):
         assert parallel.counter == serial.counter
     assert [r.out_dir.name for r in out[2]] == [
         f"{rule}-{seed}" for rule, seed in specs]
+
+
+def test_two_runs_for_one_folder_are_refused_before_any_run(tmp_path):
+    from dopr_lite.compare import train_all
+
+    cfg = DoprConfig(out_dir=str(tmp_path / "run"), max_rollouts=64)
+    with pytest.raises(ValueError, match="one folder"):
+        train_all([("a", cfg), ("b", cfg)], jobs=2)
