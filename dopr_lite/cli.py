@@ -194,13 +194,14 @@ def cmd_compare(args) -> int:
     check_writable(args.out)
     if args.update_figures:
         check_writable(FIGURES, "--update-figures")
-    base = DoprConfig(**parse_overrides(args.set or []))
-    set_threads(None, base)
-    jobs = args.jobs or (available_cores() if base.model == EMBEDDED else 1)
+    settings = parse_overrides(args.set or [])
+    model = DoprConfig(**settings)
+    set_threads(None, model)
+    jobs = args.jobs or (available_cores() if model.model == EMBEDDED else 1)
     out = benchmark(args.seeds, args.full_rollouts, args.one_rollouts,
                     args.n_test, args.rules, args.out, command,
                     resume=not args.fresh, batches=args.batch,
-                    settings=parse_overrides(args.set or []), jobs=jobs)
+                    settings=settings, jobs=jobs)
     for B, (results, rows) in out.items():
         name = args.figure if len(out) == 1 else f"{args.figure}_B{B}"
         target = rows[0]["targets"][0.95] if rows else None

@@ -124,12 +124,18 @@ def run_rules(rules: list[Rule], seeds: list[int], base: DoprConfig,
               jobs: int = 1) -> dict[str, list[RunResult]]:
     """Train each rule with each seed; ``out_root/<label>-s<seed>/``.
     ``jobs`` > 1 trains that many runs at once (:func:`train_all`)."""
-    tasks = [(f"{rule.label:<18} seed {seed}", rule.config(
+    done = iter(train_all(rule_tasks(rules, seeds, base, out_root),
+                          data=data, resume=resume, log=log, jobs=jobs))
+    return {rule.label: [next(done) for _ in seeds] for rule in rules}
+
+
+def rule_tasks(rules: list[Rule], seeds, base: DoprConfig,
+               out_root) -> list[tuple[str, DoprConfig]]:
+    """(name, config) of each rule with each seed, rule-major, each run in
+    ``out_root/<label>-s<seed>/``: what :func:`train_all` takes."""
+    return [(f"{rule.label:<18} seed {seed}", rule.config(
         base, seed=seed, out_dir=str(Path(out_root) / f"{rule.label}-s{seed}")))
         for rule in rules for seed in seeds]
-    done = iter(train_all(tasks, data=data, resume=resume, log=log,
-                          jobs=jobs))
-    return {rule.label: [next(done) for _ in seeds] for rule in rules}
 
 
 def train_all(tasks: list[tuple[str, DoprConfig]], *, data=None,
@@ -359,12 +365,9 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
                  for B, (_, chosen) in plan.items()}
     # every run of every B in one pool: long full-batch runs beside short
     # one-prompt ones keep all the workers busy to the end
-    tasks = [(f"{rule.label:<18} seed {seed}", rule.config(
-        at_b, seed=seed, out_dir=str((Path(out_dir) / f"B{B}" if sweep
-                                      else Path(out_dir))
-                                     / f"{rule.label}-s{seed}")))
-        for B, (at_b, chosen) in plan.items() for rule in chosen
-        for seed in seeds]
+    tasks = [task for B, (at_b, chosen) in plan.items()
+             for task in rule_tasks(chosen, seeds, at_b, Path(out_dir) / (
+                 f"B{B}" if sweep else ""))]
     done = iter(train_all(tasks, resume=resume, log=log, jobs=jobs))
     for B, (_, chosen) in plan.items():
         results = {rule.label: [next(done) for _ in seeds]

@@ -309,11 +309,10 @@ def _decode(model, ids, mask, gen: GenerationConfig):
              for rows in (order[s:s + size]
                           for s in range(0, len(order), size))]
     width = max(c.shape[1] for c, _ in parts)
-    comp = torch.full((len(ids), width), gen.pad_token_id, dtype=ids.dtype,
-                      device=ids.device)
-    back = torch.tensor(order, device=ids.device)
-    comp[back] = torch.cat([F.pad(c, (0, width - c.shape[1]),
-                                  value=gen.pad_token_id) for c, _ in parts])
+    stacked = torch.cat([F.pad(c, (0, width - c.shape[1]),
+                               value=gen.pad_token_id) for c, _ in parts])
+    comp = torch.empty_like(stacked)
+    comp[torch.tensor(order, device=ids.device)] = stacked  # back in order
     return comp, sum(bad for _, bad in parts)
 
 
@@ -322,27 +321,31 @@ def _two_rounds(model, ids, mask, gen: GenerationConfig):
     length cap, then the rows without EOS to the cap (:func:`_decode`)."""
     keep = mask.any(0).nonzero()[0, 0]  # the first column any row uses
     ids, mask = ids[:, keep:], mask[:, keep:]
-    half = copy.deepcopy(gen)
-    half.update(max_new_tokens=gen.max_new_tokens // 2,
-                min_new_tokens=min(gen.min_new_tokens or 0,
-                                   gen.max_new_tokens // 2))
-    head, seen = _generate(model, ids, mask, half)
+    cap, low = gen.max_new_tokens, gen.min_new_tokens or 0
+    head, seen = _generate(model, ids, mask,
+                           _lengths(gen, cap // 2, min(low, cap // 2)))
     going = ~is_eos(head, gen.eos_token_id).any(1)
-    if head.shape[1] < half.max_new_tokens or not going.any():
+    done = head.shape[1]
+    if done < cap // 2 or not going.any():
         return head, int(seen.sum())
-    rest = copy.deepcopy(gen)
-    rest.update(max_new_tokens=gen.max_new_tokens - head.shape[1],
-                min_new_tokens=max(0, (gen.min_new_tokens or 0)
-                                   - head.shape[1]))
     tail, tail_seen = _generate(
         model, torch.cat([ids, head], 1)[going],
-        torch.cat([mask, torch.ones_like(head)], 1)[going], rest)
+        torch.cat([mask, torch.ones_like(head)], 1)[going],
+        _lengths(gen, cap - done, max(0, low - done)))
     comp = torch.full((len(ids), head.shape[1] + tail.shape[1]),
                       gen.pad_token_id, dtype=head.dtype, device=head.device)
     comp[:, :head.shape[1]] = head
     comp[going, head.shape[1]:] = tail
     seen[going] |= tail_seen
     return comp, int(seen.sum())
+
+
+def _lengths(gen: GenerationConfig, most: int,
+             least: int) -> GenerationConfig:
+    """A copy of ``gen`` with other length limits (a round's)."""
+    out = copy.deepcopy(gen)
+    out.update(max_new_tokens=most, min_new_tokens=least)
+    return out
 
 
 def concat_rollouts(parts: list[Rollouts], pad_id: int) -> Rollouts:
