@@ -194,13 +194,33 @@ class FullBatch(Selector):
 
 
 class RandomOne(Selector):
-    """One candidate, uniformly at random (seeded by run seed and step)."""
+    """``k`` distinct candidates, uniformly at random (seeded by run seed
+    and step): with ``k = 1`` random-one, the control every one-prompt
+    rule must beat; with ``k`` > 1 GRPO on ``k`` random prompts a step,
+    the control for a rule that picks ``k``."""
 
     name = "random"
-    shape = Shape(picks=1)
+
+    def __init__(self, k: int = 1):
+        self.check_args(k=k)
+        self.k = k
+
+    @classmethod
+    def check_args(cls, **kwargs):
+        super().check_args(**kwargs)
+        if kwargs.get("k", 1) < 1:
+            raise ValueError(f"k must be >= 1, got {kwargs['k']}")
+
+    @property
+    def shape(self):
+        return Shape(picks=self.k)
 
     def select(self, candidates, ctx):
-        return [ctx.rng("random").choice(list(candidates))]
+        rng = ctx.rng("random")
+        if self.k == 1:  # one draw, as random-one always made it
+            return [rng.choice(list(candidates))]
+        cands = list(dict.fromkeys(candidates))
+        return rng.sample(cands, min(self.k, len(cands)))
 
 
 class FixedOneShot(Selector):

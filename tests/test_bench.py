@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 def _load(name):
     spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -127,3 +129,37 @@ def test_profile_run_charges_every_second_to_one_phase(tmp_path):
     assert rec["floor"]["tokens"]["eval"] > rec["floor"]["tokens"]["train"]
     assert 0 < rec["floor"]["total_seconds"] < rec["seconds"]
     assert "| **total** |" in bench.table(rec)
+
+
+def test_factorial_tunes_grows_the_grid_at_its_edge_and_resumes(
+        tmp_path, monkeypatch):
+    """The factorial's tune stage on two tiny configurations: every rate of
+    the grid on every design seed, a pick made by the criterion, the grid
+    grown where the pick sits at its edge, and a rerun that trains nothing
+    (every run read back from its folder)."""
+    fx = _load("factorial")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(fx, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(fx, "N_TEST", 12)
+    monkeypatch.setattr(fx, "EVAL_ROLLOUTS", 16)
+    monkeypatch.setattr(fx, "DESIGN_SEEDS", (0,))
+    monkeypatch.setattr(fx, "GRID", (1e-3, 2e-3))
+    monkeypatch.setattr(fx, "GRID_LIMITS", (1e-3, 4e-3))
+    monkeypatch.setattr(fx, "CONFIGS", {c.name: c for c in (
+        fx.Config("random-k1", "q1", "random", batch=8, budget=16),
+        fx.Config("random-k2", "q1", "random", {"k": 2}, batch=8, picks=2,
+                  budget=32))})
+    picks = fx.tune(1, ["tune"])
+    body = json.loads((tmp_path / "results" / "tune.json").read_text())
+    rates = {(r["config"], r["rate"]) for r in body["runs"]}
+    for name, rate in picks.items():
+        scores = {float(r): v for r, v in body["scores"][name].items()}
+        assert rate == max(scores, key=scores.get)
+        assert rate not in (min(scores), max(scores)) or rate in (1e-3, 4e-3)
+        assert {(name, r) for r in scores} <= rates
+    assert all(r["evals"][-1]["rollouts"] >= 16 for r in body["runs"])
+    assert body["protocol"]["grid"] == [1e-3, 2e-3]
+    trained = []
+    monkeypatch.setattr(fx, "train_all", lambda tasks, **kw: trained.extend(
+        tasks) or [])
+    assert fx.tune(1, ["tune"]) == picks and trained == []

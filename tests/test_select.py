@@ -101,6 +101,20 @@ def test_random_one_is_uniform_and_resumable():
         [3, 4], _ctx(7))
 
 
+def test_random_k_picks_k_distinct_prompts_uniformly():
+    rule = RandomOne(k=4)
+    assert rule.shape.picks == 4
+    picks = [rule.select([0, 1, 1, 2, 3, 4, 5, 6, 7], _ctx(step=s))
+             for s in range(200)]
+    assert all(len(p) == 4 and len(set(p)) == 4 for p in picks)
+    counts = torch.bincount(torch.tensor(picks).flatten(), minlength=8)
+    assert counts.min() > 60  # 100 each: the duplicate 1 is no likelier
+    assert rule.select([5, 6], _ctx(3)) in ([5, 6], [6, 5])  # all there is
+    assert RandomOne(k=4).select(list(range(8)), _ctx(9)) == picks[9]
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        RandomOne(k=0)
+
+
 def test_fixed_one_shot_probes_once_and_keeps_its_pick():
     calls = []
 
