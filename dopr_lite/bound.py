@@ -53,12 +53,16 @@ def _check_prob(name: str, x: float, open_: bool = False) -> None:
                          f", got {x!r}")
 
 
-def informative_prob(p: float, G: int) -> float:
-    """q(p, G): chance that a group of G rollouts holds both outcomes."""
-    _check_prob("p", p)
+def informative_prob(p, G: int):
+    """q(p, G) = 1 - p^G - (1-p)^G: the chance that a group of G rollouts
+    holds both outcomes, for a success rate p (a float, checked, or a
+    tensor or array of them, elementwise): the one place it is written."""
     if G < 1:
         raise ValueError(f"G must be >= 1, got {G}")
-    return max(0.0, 1.0 - p ** G - (1.0 - p) ** G)
+    if isinstance(p, (int, float)):
+        _check_prob("p", p)
+        return max(0.0, 1.0 - p ** G - (1.0 - p) ** G)
+    return 1 - p ** G - (1 - p) ** G
 
 
 def draws_to_hit(share: float, delta: float) -> float:

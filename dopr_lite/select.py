@@ -14,7 +14,8 @@ Rules (``SELECTORS``):
 
 * ``full``     :class:`FullBatch`, standard GRPO: every candidate.
 * ``random``   :class:`RandomOne`, one candidate uniformly (the ablation that
-  isolates the value of a selection rule).
+  isolates the value of a selection rule), or ``k`` of them (GRPO on k
+  random prompts: the control for a rule that picks k).
 * ``fixed``    :class:`FixedOneShot`, one example for the whole run, picked
   by the reward variance of probe rollouts (one-shot RLVR, Wang et al. 2025).
 * ``dynamic``  :class:`DynamicSampling`, every candidate, but groups whose
@@ -22,15 +23,18 @@ Rules (``SELECTORS``):
   al. 2025); the loop does the refilling.
 * ``thompson`` :class:`Thompson`, Beta posterior per prompt, Thompson sample,
   pick the prompt whose sample is closest to p = 0.5 (MoPPS, Qu et al. 2025).
-* ``dopr-v1``  :class:`DoPRv1`, this project's first formalisation of DoPR:
+* ``dopr-v1``  :class:`DoPRv1` and ``dopr`` :class:`DoPR` share
+  :class:`PosteriorRule` (posterior, empirical-Bayes prior, probes, the
+  entropy cache, ``select`` = dedupe -> probe -> score -> rank);
+  ``dopr-v1`` is this project's first formalisation of DoPR:
   reward volatility plus an entropy-modulated UCB bonus (kept for
   comparison).
-* ``dopr``     :class:`DoPR`, one prompt per batch by an optimistic
-  (posterior-quantile) estimate of its reward volatility, the policy's
-  entropy ordering prompts the evidence cannot tell apart, and one probe
-  rollout on each of the two best new candidates of the next batch,
-  generated in this step's call (Zhang et al. 2026; our interpretation,
-  see the class docstring).
+* ``dopr``     :class:`DoPR`, one prompt per batch by its reward volatility
+  u(p) = 1 - p^G - (1-p)^G at a posterior sample of p (``score="ucb"``:
+  at its Bayes-UCB quantile, the policy's entropy ordering prompts the
+  evidence cannot tell apart), and one probe rollout on each of the two
+  best new candidates of the next batch, generated in this step's call
+  (Zhang et al. 2026; our interpretation, see the class docstring).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from typing import Callable
 
 import torch
 
+from dopr_lite.bound import informative_prob
 from dopr_lite.errors import ConfigError
 
 DRAW_SEED_STRIDE = 7_919  # seed offset of a step's 2nd, 3rd... candidate draw
@@ -120,6 +125,19 @@ class Shape:
     #                 this many candidate batches (DAPO's dynamic sampling)
     entropy: bool = False  # may prefill candidates for the policy's
     #                        entropy (a forward pass, no rollouts)
+    probe_rollouts: int = 0  # rollouts per probed prompt, every step
+    probe_top: int = 0  # prompts probed a step (0: every new candidate)
+    probe_ahead: bool = False  # probes ride in the previous step's call
+
+    def probe_rows(self, batch: int) -> int:
+        """Probe rollouts a step while every candidate of a ``batch`` is
+        new (a fresh pool): what the step-time model charges."""
+        return self.probe_rollouts * (self.probe_top or batch)
+
+    @property
+    def own_probe_call(self) -> bool:
+        """The probes run in a ``generate`` call of their own."""
+        return self.probe_rollouts > 0 and not self.probe_ahead
 
     @property
     def trains_all_it_generates(self) -> bool:
@@ -131,6 +149,9 @@ class Selector:
     """Base class: pick prompts from a candidate batch; learn from rewards."""
 
     name = "selector"
+    # the arguments that make this rule spend no probe rollouts (TRL's
+    # trainer trains on all it generates); empty: the rule cannot
+    PROBE_FREE: dict = {}
 
     @property
     def shape(self) -> Shape:
@@ -429,19 +450,13 @@ class Thompson(BayesianSelector):
         return [cands[int(j)] for j in order[:self.k]]
 
 
-class EntropyMemo:
-    """The policy's first-token entropies as DoPR uses them.
-
-    Each prompt's entropy is measured at most once per step (``values``,
-    for ``step``; measured ahead with a step's probes, they carry over to
-    the step they were measured for), and ``peak`` is the largest entropy
-    among the candidates the rule has picked from in the run: the scale
-    of the modulation h.  Its state goes into DoPR's checkpoints under the
-    keys ``max_entropy`` and ``entropy_ahead``.
-    """
+class EntropyCache:
+    """The policy's first-token entropies, each prompt measured at most once
+    per step (``values``, for ``step``).  Measured ahead with a step's
+    probes, they carry over to the step they were measured for.  Its state
+    goes into checkpoints under the key ``entropy_ahead``."""
 
     def __init__(self):
-        self.peak = 0.0
         self.step = -1
         self.values: dict = {}  # prompt -> nats, measured for self.step
 
@@ -460,28 +475,141 @@ class EntropyMemo:
 
         return measured
 
-    def scale(self, entropy: torch.Tensor) -> torch.Tensor:
-        """h in [0, 1]: ``entropy`` over the largest seen, these
-        included (changes nothing)."""
-        return entropy / max(self.peak, float(entropy.max()), 1e-8)
-
-    def see(self, entropy: torch.Tensor) -> None:
-        """Count ``entropy`` (the picked-from candidates') in the peak."""
-        self.peak = max(self.peak, float(entropy.max()))
-
     def state_dict(self) -> dict:
-        return {"max_entropy": self.peak,
-                "entropy_ahead": {"step": self.step, "values": {
-                    str(k): v for k, v in self.values.items()}}}
+        return {"entropy_ahead": {"step": self.step, "values": {
+            str(k): v for k, v in self.values.items()}}}
 
     def load_state_dict(self, state: dict) -> None:
-        self.peak = float(state["max_entropy"])
         ahead = state["entropy_ahead"]
         self.step = int(ahead["step"])
         self.values = {int(k): float(v) for k, v in ahead["values"].items()}
 
 
-class DoPRv1(BayesianSelector):
+class PosteriorRule(BayesianSelector):
+    """What the DoPR rules share: ``k`` prompts a step ranked by a score of
+    each candidate's discounted Beta posterior under an empirical-Bayes
+    prior (``prior_n`` pseudo-rollouts at the pool's pooled success rate:
+    an unseen prompt is a typical one), probe rollouts on new candidates
+    (``probe`` each on the ``probe_top`` best-ranked, generated one step
+    ahead in the group's call, or now with ``ahead=False``), and the
+    policy's entropy, measured once per prompt and step where the rule
+    uses it.
+
+    ``select`` = dedupe -> probe (when not ahead) -> :meth:`scores` ->
+    :meth:`rank`; a subclass says how it scores and ranks, which new
+    candidates it probes (:meth:`to_probe`) and whether it uses the entropy
+    (:meth:`uses_entropy`), and holds only its own state.
+    """
+
+    PROBE_FREE = {"probe": 0}  # the arguments that spend no probe rollouts
+
+    def __init__(self, gamma: float = 0.9, prior_n: float = 2.0,
+                 k: int = 1, probe: int = 1, probe_top: int = 2,
+                 ahead: bool = True):
+        self.check_args(probe=probe, probe_top=probe_top, k=k)
+        super().__init__(gamma)
+        self.prior_n, self.k = prior_n, k
+        self.probe, self.probe_top, self.ahead = probe, probe_top, ahead
+        self.entropies = EntropyCache()
+        self.last_scores: dict = {}  # term -> list, for plots and tests
+
+    @classmethod
+    def check_args(cls, **kwargs):
+        super().check_args(**kwargs)
+        probe, top = kwargs.get("probe", 1), kwargs.get("probe_top", 2)
+        if probe < 0 or top < 0:
+            raise ValueError(f"probe and probe_top must be >= 0, got "
+                             f"probe={probe}, probe_top={top}")
+        if kwargs.get("k", 1) < 1:
+            raise ValueError(f"k must be >= 1, got {kwargs['k']}")
+
+    @property
+    def shape(self):
+        return Shape(picks=self.k, probes=self.probe > 0,
+                     entropy=self.uses_entropy(),
+                     probe_rollouts=self.probe, probe_top=self.probe_top,
+                     probe_ahead=self.ahead)
+
+    def uses_entropy(self) -> bool:
+        return False
+
+    def prior(self, step: int) -> tuple[float, float]:
+        m = self.post.pooled_mean(step)
+        m = 0.5 if m is None else min(max(m, 0.01), 0.99)
+        return self.prior_n * m, self.prior_n * (1 - m)
+
+    def scores(self, candidates: list[int], ctx: SelectContext,
+               salt: str = "dopr") -> dict:
+        """Each candidate's ``score`` and the terms it is made of (changes
+        nothing)."""
+        raise NotImplementedError
+
+    def rank(self, candidates: list[int], terms: dict,
+             ctx: SelectContext) -> list[int]:
+        """The ``k`` picks among ``candidates`` scored ``terms``."""
+        raise NotImplementedError
+
+    def to_probe(self, candidates: list[int],
+                 ctx: SelectContext) -> list[int]:
+        """Which new candidates get probe rollouts (none without probes)."""
+        raise NotImplementedError
+
+    def extra_candidates(self, ctx: SelectContext) -> list[int]:
+        """Prompts scored beside the candidate batch (default: none)."""
+        return []
+
+    def _entropy(self, ctx: SelectContext, step: int) -> SelectContext:
+        """``ctx`` whose entropy is measured once per prompt and step, or
+        None where the rule does not use it."""
+        if not (self.uses_entropy() and ctx.entropy is not None):
+            return replace(ctx, entropy=None)
+        return replace(ctx, entropy=self.entropies.cached(ctx.entropy, step))
+
+    def probe_new(self, candidates: list[int], ctx: SelectContext) -> None:
+        """``probe`` rollouts on :meth:`to_probe`'s candidates, now, in a
+        ``generate`` call of their own (``ahead=False``)."""
+        new = self.to_probe(candidates, ctx)
+        if not new:
+            return
+        if ctx.probe_rewards is None:
+            raise RuntimeError(f"{self.name}(probe=...) needs probe "
+                               "rollouts, which this trainer does not "
+                               "provide; set probe=0")
+        self.observe_probes(new, ctx.probe_rewards(new, self.probe), ctx)
+
+    def measure_ahead(self, candidates: list[int],
+                      ctx: SelectContext) -> None:
+        """Entropies to measure now for the next step (default: only those
+        :meth:`to_probe` asks for)."""
+
+    def probes_ahead(self, candidates, ctx):
+        if not (self.probe and self.ahead):
+            return [], 0
+        nxt = self._entropy(replace(ctx, step=ctx.step + 1), ctx.step + 1)
+        self.measure_ahead(list(candidates), nxt)
+        return self.to_probe(list(candidates), nxt), self.probe
+
+    def select(self, candidates, ctx):
+        ctx = self._entropy(ctx, ctx.step)
+        cands = list(dict.fromkeys(list(candidates)
+                                   + self.extra_candidates(ctx)))
+        if not self.ahead:
+            self.probe_new(cands, ctx)
+        terms = self.scores(cands, ctx)
+        picks = self.rank(cands, terms, ctx)
+        self.last_scores = {k: v.tolist() for k, v in terms.items()}
+        self.last_scores["candidates"] = cands
+        return picks
+
+    def state_dict(self):
+        return {**super().state_dict(), **self.entropies.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.entropies.load_state_dict(state)
+
+
+class DoPRv1(PosteriorRule):
     r"""DoPR as this project first formalised it (``dopr-v1``), kept so
     every table can show it against :class:`DoPR`.  Its exploration term
     is not on the volatility's scale: on a fresh pool every n_i is 0, so
@@ -558,41 +686,20 @@ class DoPRv1(BayesianSelector):
                  prior_n: float = 2.0, volatility: bool = True,
                  entropy_mod: bool = True, revisit: int = 0, k: int = 1,
                  probe: int = 1, probe_top: int = 2, ahead: bool = True):
-        self.check_args(probe=probe, probe_top=probe_top, k=k)
-        super().__init__(gamma)
-        self.c, self.prior_n, self.k, self.revisit = c, prior_n, k, revisit
-        self.probe, self.probe_top, self.ahead = probe, probe_top, ahead
+        super().__init__(gamma, prior_n, k, probe, probe_top, ahead)
+        self.c, self.revisit = c, revisit
         self.volatility, self.entropy_mod = volatility, entropy_mod
-        self.entropies = EntropyMemo()
-        self.last_scores: dict = {}  # term -> list, for plots and tests
+        self.peak = 0.0  # the largest entropy among picked-from candidates
 
-    @classmethod
-    def check_args(cls, **kwargs):
-        super().check_args(**kwargs)
-        probe, top = kwargs.get("probe", 1), kwargs.get("probe_top", 2)
-        if probe < 0 or top < 0:
-            raise ValueError(f"probe and probe_top must be >= 0, got "
-                             f"probe={probe}, probe_top={top}")
-        if kwargs.get("k", 1) < 1:
-            raise ValueError(f"k must be >= 1, got {kwargs['k']}")
-
-    @property
-    def shape(self):
-        return Shape(picks=self.k, probes=self.probe > 0,
-                     entropy=self._uses_entropy())
-
-    def _uses_entropy(self) -> bool:
+    def uses_entropy(self) -> bool:
         return bool(self.entropy_mod and self.c)
 
-    def _measures_entropy(self, ctx: SelectContext) -> bool:
-        return self._uses_entropy() and ctx.entropy is not None
+    def scale(self, entropy: torch.Tensor) -> torch.Tensor:
+        """h in [0, 1]: ``entropy`` over the largest seen, these included
+        (changes nothing)."""
+        return entropy / max(self.peak, float(entropy.max()), 1e-8)
 
-    def prior(self, step: int) -> tuple[float, float]:
-        m = self.post.pooled_mean(step)
-        m = 0.5 if m is None else min(max(m, 0.01), 0.99)
-        return self.prior_n * m, self.prior_n * (1 - m)
-
-    def scores(self, candidates: list[int], ctx: SelectContext) -> dict:
+    def scores(self, candidates, ctx, salt="dopr"):
         """Every term of the score for each candidate (changes nothing)."""
         prior = self.prior(ctx.step)
         vol = self.post.volatility(candidates, ctx.step,
@@ -601,15 +708,15 @@ class DoPRv1(BayesianSelector):
                           for i in candidates])
         bonus = torch.sqrt(math.log(ctx.step + 2) / (n + 1))
         h = torch.ones(len(candidates))
-        if self._measures_entropy(ctx):
-            h = self.entropies.scale(ctx.entropy(candidates).float().cpu())
+        if self.uses_entropy() and ctx.entropy is not None:
+            h = self.scale(ctx.entropy(candidates).float().cpu())
         score = (vol if self.volatility else torch.zeros_like(vol)) \
             + self.c * h * bonus
         return {"volatility": vol, "entropy": h, "bonus": bonus,
                 "visits": n, "score": score,
                 "mean": self.post.mean(candidates, ctx.step, prior)}
 
-    def revisit_set(self, ctx: SelectContext) -> list[int]:
+    def extra_candidates(self, ctx):
         """The ``revisit`` tried prompts with the highest volatility."""
         if not self.revisit or not self.post.counts:
             return []
@@ -619,8 +726,7 @@ class DoPRv1(BayesianSelector):
         top = torch.argsort(vol, descending=True, stable=True)
         return [tried[int(j)] for j in top[:self.revisit]]
 
-    def to_probe(self, candidates: list[int],
-                 ctx: SelectContext) -> list[int]:
+    def to_probe(self, candidates, ctx):
         """The candidates with no rewards yet (with ``probe_top``, the
         best-scoring ``probe_top`` of them): those a probe tells most."""
         new = [i for i in candidates if i not in self.post.counts]
@@ -630,51 +736,28 @@ class DoPRv1(BayesianSelector):
             new = [new[int(j)] for j in top[:self.probe_top]]
         return new if self.probe else []
 
-    def probe_new(self, candidates: list[int], ctx: SelectContext) -> None:
-        """``probe`` rollouts on :meth:`to_probe`'s candidates, now, in a
-        ``generate`` call of their own (``ahead=False``)."""
-        new = self.to_probe(candidates, ctx)
-        if not new:
-            return
-        if ctx.probe_rewards is None:
-            raise RuntimeError("DoPR(probe=...) needs probe rollouts, which "
-                               "this trainer does not provide; set probe=0")
-        self.observe_probes(new, ctx.probe_rewards(new, self.probe), ctx)
+    def measure_ahead(self, candidates, ctx):
+        """Every next candidate's entropy, with the policy that ranks them
+        for probing (the pick scales them all by one peak)."""
+        if ctx.entropy is not None:
+            ctx.entropy(list(dict.fromkeys(candidates)))
 
-    def probes_ahead(self, candidates, ctx):
-        if not (self.probe and self.ahead):
-            return [], 0
-        nxt = replace(ctx, step=ctx.step + 1)
-        if self._measures_entropy(ctx):  # measured now, used at next step
-            nxt = replace(nxt, entropy=self.entropies.cached(ctx.entropy,
-                                                             nxt.step))
-            nxt.entropy(list(dict.fromkeys(candidates)))
-        return self.to_probe(list(candidates), nxt), self.probe
-
-    def select(self, candidates, ctx):
-        measures = self._measures_entropy(ctx)
-        if measures:  # one forward pass per prompt and step
-            ctx = replace(ctx, entropy=self.entropies.cached(ctx.entropy,
-                                                             ctx.step))
-        cands = list(dict.fromkeys(list(candidates) + self.revisit_set(ctx)))
-        if not self.ahead:
-            self.probe_new(cands, ctx)
-        terms = self.scores(cands, ctx)
-        if measures:
-            self.entropies.see(ctx.entropy(cands))
-        self.last_scores = {k: v.tolist() for k, v in terms.items()}
-        self.last_scores["candidates"] = cands
+    def rank(self, candidates, terms, ctx):
+        """The highest scores, equal ones ordered by a seeded coin; the
+        candidates' entropies count in the peak that scales h."""
+        if ctx.entropy is not None:
+            self.peak = max(self.peak, float(ctx.entropy(candidates).max()))
         rng = ctx.rng("dopr")
-        tie = torch.tensor([rng.random() for _ in cands]) * 1e-6
+        tie = torch.tensor([rng.random() for _ in candidates]) * 1e-6
         order = torch.argsort(terms["score"] + tie, descending=True)
-        return [cands[int(j)] for j in order[:self.k]]
+        return [candidates[int(j)] for j in order[:self.k]]
 
     def state_dict(self):
-        return {**super().state_dict(), **self.entropies.state_dict()}
+        return {**super().state_dict(), "max_entropy": self.peak}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
-        self.entropies.load_state_dict(state)
+        self.peak = float(state["max_entropy"])
 
 
 QUANTILE_CELLS = 1024  # grid cells in p for posterior quantiles of u(p)
@@ -690,7 +773,7 @@ def informative_quantile(alpha, beta, G: int, level: float) -> torch.Tensor:
     beta = torch.as_tensor(beta, dtype=torch.float64).reshape(-1, 1)
     x = (torch.arange(QUANTILE_CELLS, dtype=torch.float64) + 0.5) \
         / QUANTILE_CELLS
-    u = 1 - x ** G - (1 - x) ** G
+    u = informative_prob(x, G)
     order = torch.argsort(u, descending=True, stable=True)
     mass = torch.softmax((alpha - 1) * torch.log(x)
                          + (beta - 1) * torch.log1p(-x), dim=1)
@@ -699,7 +782,7 @@ def informative_quantile(alpha, beta, G: int, level: float) -> torch.Tensor:
     return u[order][first]
 
 
-class DoPR(DoPRv1):
+class DoPR(PosteriorRule):
     r"""Dynamic one-shot policy refinement: one prompt per batch, chosen by
     an optimistic estimate of its reward volatility.
 
@@ -744,13 +827,11 @@ class DoPR(DoPRv1):
                  gamma: float = 0.9, prior_n: float = 2.0, k: int = 1,
                  probe: int = 1, probe_top: int = 2, ahead: bool = True):
         self.check_args(score=score, probe=probe, probe_top=probe_top, k=k)
-        super().__init__(c=1.0, gamma=gamma, prior_n=prior_n,
-                         entropy_mod=entropy, k=k, probe=probe,
-                         probe_top=probe_top, ahead=ahead)
-        self.score = score
+        super().__init__(gamma, prior_n, k, probe, probe_top, ahead)
+        self.score, self.entropy = score, entropy
 
-    def _uses_entropy(self) -> bool:  # a sample has no equal scores
-        return self.entropy_mod and self.score == "ucb"
+    def uses_entropy(self) -> bool:  # a sample has no equal scores
+        return self.entropy and self.score == "ucb"
 
     @classmethod
     def check_args(cls, **kwargs):
@@ -774,7 +855,7 @@ class DoPR(DoPRv1):
             with torch.random.fork_rng(devices=[]):  # own stream: resumable
                 torch.manual_seed(ctx.rng(salt).getrandbits(62))
                 p = torch.distributions.Beta(ab[:, 0], ab[:, 1]).sample()
-            score = 1 - p ** G - (1 - p) ** G
+            score = informative_prob(p, G)
         return {"score": score.float(),
                 "volatility": expected_informative_prob(ab[:, 0], ab[:, 1],
                                                         G),
@@ -814,31 +895,12 @@ class DoPR(DoPRv1):
                             self.probe_top, ctx, "probe")
         return new
 
-    def _entropy(self, ctx: SelectContext, step: int) -> SelectContext:
-        """``ctx`` whose entropy is measured once per prompt and step, or
-        None where the rule does not use it."""
-        if not self._measures_entropy(ctx):
-            return replace(ctx, entropy=None)
-        return replace(ctx, entropy=self.entropies.cached(ctx.entropy, step))
+    def rank(self, candidates, terms, ctx):
+        return self.best(candidates, terms["score"], self.k, ctx, "dopr")
 
-    def probes_ahead(self, candidates, ctx):
-        if not (self.probe and self.ahead):
-            return [], 0
-        nxt = self._entropy(replace(ctx, step=ctx.step + 1), ctx.step + 1)
-        return self.to_probe(list(candidates), nxt), self.probe
-
-    def select(self, candidates, ctx):
-        ctx = self._entropy(ctx, ctx.step)
-        cands = list(dict.fromkeys(candidates))
-        if not self.ahead:
-            self.probe_new(cands, ctx)
-        terms = self.scores(cands, ctx)
-        picks = self.best(cands, terms["score"], self.k, ctx, "dopr")
-        self.last_scores = {k: v.tolist() for k, v in terms.items()}
-        self.last_scores["candidates"] = cands
-        self.last_scores["entropy_measured"] = (
-            len(self.entropies.values) if ctx.entropy is not None else 0)
-        return picks
+    def load_state_dict(self, state):
+        super().load_state_dict(state)  # a dopr checkpoint before the
+        #  PosteriorRule base also saved v1's "max_entropy" (always 0): unused
 
 
 SELECTORS: dict[str, type[Selector]] = {  # baselines first, DoPR last

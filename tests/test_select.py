@@ -307,7 +307,7 @@ def test_dopr_entropy_is_relative_to_the_runs_largest():
     assert low.tolist() == pytest.approx([0.05, 0.05])
     clone = DoPRv1(c=1.0)
     clone.load_state_dict(json.loads(json.dumps(sel.state_dict())))
-    assert clone.entropies.peak == 2.0
+    assert clone.peak == 2.0
 
 
 def test_dopr_queries_change_nothing():
@@ -321,7 +321,7 @@ def test_dopr_queries_change_nothing():
 
     ctx = _ctx(3, h, entropy=entropy)
     sel.scores([0, 4, 5, 6], ctx)
-    sel.revisit_set(ctx)
+    sel.extra_candidates(ctx)
     sel.to_probe([4, 5, 6, 7], ctx)
     sel.prior(3)
     assert json.dumps(sel.state_dict()) == before
@@ -505,3 +505,19 @@ def test_dopr_default_samples_and_never_measures_the_entropy():
     sel.select(list(range(32)), ctx)
     assert sel.probes_ahead(list(range(32, 64)), ctx)[1] == 1
     assert asked == [] and sel.score == "sample"
+
+
+def test_every_rules_picks_match_the_recorded_ones():
+    """Each rule's picks on a seeded model-free run (tests/picks_sim.py)
+    equal those recorded before the posterior rules were refactored onto
+    one base (tests/data/picks.json): a change that moves a pick of any
+    rule moves every seeded run's numbers, and must say so."""
+    from pathlib import Path
+
+    from picks_sim import RULES, simulate
+
+    recorded = json.loads((Path(__file__).parent / "data" / "picks.json")
+                          .read_text())
+    assert set(recorded) == set(RULES)
+    for label, (name, args) in RULES.items():
+        assert simulate(name, args) == recorded[label], label

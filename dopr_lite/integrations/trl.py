@@ -77,13 +77,13 @@ def trl_selector(selector: str | Selector, args: dict | None = None
     ConfigError for a rule that rolls out more than it trains."""
     if isinstance(selector, str):
         args = dict(args or {})
-        if selector.startswith("dopr"):  # no probes in TRL: see above
-            args.setdefault("probe", 0)
+        # no probes in TRL unless asked: see above
+        args = {**SELECTORS[selector].PROBE_FREE, **args} \
+            if selector in SELECTORS else args
         selector = make_selector(selector, **args)
     if not selector.shape.trains_all_it_generates:
-        runs = [n for n in SELECTORS
-                if make_selector(n, **({"probe": 0} if n.startswith("dopr")
-                                       else {})).shape.trains_all_it_generates]
+        runs = [n for n, cls in SELECTORS.items() if make_selector(
+            n, **cls.PROBE_FREE).shape.trains_all_it_generates]
         raise ConfigError(
             f"selector {selector.name!r} with {args or 'its defaults'} is "
             "not supported inside TRL: it rolls out more than it trains "
