@@ -19,7 +19,7 @@ copy in ``bench/results/gpu_time.json``.
 
 ``--dry-run`` runs on the CPU with a tiny architecture and tiny sizes (in
 seconds, to show the script works); there the CPU is fitted as a card on
-the first generate and update measurements (``steptime.fit_cpu``) and the
+the first generate and update measurements (``cpufit.fit_cpu``) and the
 others are predicted.
 
     python bench/gpu_time.py               # CUDA: a few minutes
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import torch
 
-from dopr_lite import archs, steptime
+from dopr_lite import archs, cpufit, steptime
 from dopr_lite.config import DoprConfig
 from dopr_lite.env import runs_dir, versions
 from dopr_lite.grpo import grpo_update
@@ -152,32 +152,32 @@ def measure(folder: str, precision: str, grid: dict, cuda: bool) -> list:
             for r in rows]
 
 
-def workload(row: dict, shape: steptime.Shape) -> steptime.Workload:
+def workload(row: dict, dims: archs.Dims) -> steptime.Workload:
     """The step-time model's workload of one measurement."""
     common = dict(precision=row["precision"], lora=True, checkpointing=True,
                   micro_batch=row["micro_batch"])
     if row["kind"] == "generate":
-        return steptime.Workload(shape, (steptime.Call(
+        return steptime.Workload(dims, (steptime.Call(
             row["rows"], row["prompt_tokens"], row["completion_tokens"]),),
             **common)
-    return steptime.Workload(shape, (), row["rows"], row["prompt_tokens"],
+    return steptime.Workload(dims, (), row["rows"], row["prompt_tokens"],
                              row["completion_tokens"], **common)
 
 
-def estimate(rows: list[dict], shape, card, eff) -> None:
+def estimate(rows: list[dict], dims, card, eff) -> None:
     """Add each measurement's estimate and error (estimate / measured -
     1), in place."""
     for r in rows:
-        est = steptime.step_seconds(workload(r, shape), card, eff)[r["kind"]]
+        est = steptime.step_seconds(workload(r, dims), card, eff)[r["kind"]]
         r.update(estimate=est, error=est / r["seconds"] - 1)
 
 
-def fit_first(rows: list[dict], shape) -> tuple:
+def fit_first(rows: list[dict], dims) -> tuple:
     """The CPU fitted as a card on the first generate and the first update
     measurement (one setting; the rest are predicted)."""
     first = [next(r for r in rows if r["kind"] == k)
              for k in ("generate", "update")]
-    fit = steptime.fit_cpu([workload(r, shape) for r in first],
+    fit = cpufit.fit_cpu([workload(r, dims) for r in first],
                            [first[0]["seconds"], 0.0],
                            [0.0, first[1]["seconds"]])
     return fit.card, fit.eff
@@ -200,13 +200,13 @@ def write(rows: list[dict], out: str, device: str, arch: str, note: str,
     """Add the estimates to ``rows`` and write them all; returns the card
     they are for (on the CPU, fitted; None for a card the model does not
     know)."""
-    shape = steptime.Shape.from_arch(arch)
+    dims = archs.dims(arch)
     card = steptime.find_card(device) if cuda else None
     eff = steptime.Efficiency()
     if not cuda:
-        card, eff = fit_first(rows, shape)
+        card, eff = fit_first(rows, dims)
     if card is not None:
-        estimate(rows, shape, card, eff)
+        estimate(rows, dims, card, eff)
     text = json.dumps({"device": device, "card": card and vars(card),
                        "efficiency": vars(eff), "versions": versions(),
                        "command": command, "arch": arch, "note": note,

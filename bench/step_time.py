@@ -26,7 +26,7 @@ import torch
 
 from dopr_lite.config import DoprConfig
 from dopr_lite.loop import Run, train_step
-from dopr_lite.steptime import ROW_KEYS
+from dopr_lite.steprow import ROW_KEYS
 
 SIDES = {"random": ("random", {}),
          "thompson": ("thompson", {}),

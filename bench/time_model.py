@@ -3,9 +3,9 @@ used to turn a benchmark's rollouts into estimated GPU time.
 
 (a) CPU validation.  Reads ``bench/results/step_time.json`` (made by
 ``python bench/step_time.py --batch 8 32 128``), whose sides must carry
-their steps as logged (``steps``: each with :data:`steptime.ROW_KEYS` and
+their steps as logged (``steps``: each with :data:`steprow.ROW_KEYS` and
 the seconds of its parts), fits the CPU as a card on ONE setting, the
-random-one rule at B = 8 (``steptime.fit_cpu``: a throughput scale and
+random-one rule at B = 8 (``cpufit.fit_cpu``: a throughput scale and
 the per-layer overhead), and reports the model's error on the mean seconds
 per step of every side at every B (the goal: within 25%).
 
@@ -33,7 +33,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from dopr_lite import steptime
+from dopr_lite import archs, cpufit, steplog, steprow, steptime
 from dopr_lite.savings import gpu_table, gpu_tables
 from dopr_lite.config import DoprConfig
 
@@ -47,7 +47,7 @@ CARDS = ("rtx3060", "rtx4090", "h100-sxm")
 # --- (a) CPU validation ----------------------------------------------------
 def missing_fields(record: dict) -> list[str]:
     """What a step_time.json lacks for the validation (empty: nothing)."""
-    need = set(steptime.ROW_KEYS) | set(STEP_TIMES)
+    need = set(steprow.ROW_KEYS) | set(STEP_TIMES)
     missing = set()
     for sides in record["by_batch"].values():
         for side in sides.values():
@@ -56,8 +56,8 @@ def missing_fields(record: dict) -> list[str]:
     return sorted(missing)
 
 
-def side_workloads(side: dict, shape, settings) -> list:
-    return [steptime.workload_from_row(r, shape, **settings)
+def side_workloads(side: dict, dims, settings) -> list:
+    return [steplog.workload_from_row(r, dims, **settings)
             for r in side["steps"]]
 
 
@@ -65,17 +65,17 @@ def validate(record: dict) -> dict:
     """Fit the CPU on random-one at B = 8, predict every side at every B:
     measured and estimated mean seconds per step, and the error."""
     cfg = DoprConfig.tiny()
-    shape = steptime.Shape.for_model(record.get("model", cfg.model))
-    settings = steptime.run_settings(cfg)
+    dims = archs.model_dims(record.get("model", cfg.model))
+    settings = steplog.run_settings(cfg)
     fit_side = record["by_batch"][FIT_BATCH][FIT_SIDE]
-    fit = steptime.fit_cpu(side_workloads(fit_side, shape, settings),
+    fit = cpufit.fit_cpu(side_workloads(fit_side, dims, settings),
                            [r["rollout_seconds"] for r in fit_side["steps"]],
                            [r["update_seconds"] for r in fit_side["steps"]])
     rows = []
     for B, sides in record["by_batch"].items():
         for name, side in sides.items():
             est = [steptime.step_seconds(w, fit.card, fit.eff)
-                   for w in side_workloads(side, shape, settings)]
+                   for w in side_workloads(side, dims, settings)]
             measured = statistics.mean(r["seconds"] for r in side["steps"])
             estimate = statistics.mean(e["total"] for e in est)
             rows.append({
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
         out["validation"] = {"missing": missing}
         print(f"(a) {a.step_time} lacks {missing}: bench/step_time.py "
               "should keep, for each side, its measured steps as "
-              "'steps': [{k: row[k] for k in steptime.ROW_KEYS + "
+              "'steps': [{k: row[k] for k in steprow.ROW_KEYS + "
               f"{STEP_TIMES}}} for row in rows]")
     else:
         out["validation"] = validate(record)

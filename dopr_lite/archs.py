@@ -12,16 +12,23 @@ The shapes are those of the hub configs (``config.json`` of
 ``Qwen/Qwen2.5-0.5B`` and ``Qwen/Qwen2.5-1.5B``; Qwen2.5-Math-1.5B has the
 same shapes with a shorter context).  ``small`` keeps Qwen2's vocabulary and
 layer types at a size a CPU runs in seconds, for tests.
+
+What a model's size costs is counted here once, on :class:`Dims` (its
+dimensions: ``dims(name)`` for an architecture above, ``model_dims`` for a
+run's model): parameters, the linear layers bitsandbytes quantises, and the
+bytes of the weights at a precision (:func:`weight_bytes`).
+:mod:`dopr_lite.steptime` times a step's passes on the same :class:`Dims`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, Qwen2Config
+from transformers import AutoConfig, AutoModelForCausalLM, Qwen2Config
 
-from dopr_lite.tiny import build_tokenizer
+from dopr_lite.tiny import EMBEDDED, EMBEDDED_DIR, build_tokenizer
 
 QWEN2_COMMON = dict(vocab_size=151936, hidden_act="silu", rms_norm_eps=1e-6,
                     rope_theta=1_000_000.0, max_position_embeddings=32768,
@@ -63,30 +70,99 @@ def build(name: str, folder: Path, dtype: str = "bfloat16",
     return folder
 
 
-def num_parameters(name: str) -> int:
-    """Parameter count of architecture ``name`` (tied embeddings once)."""
-    c = ARCHS[name]
-    h, i, n = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
-    heads, kv = c["num_attention_heads"], c["num_key_value_heads"]
-    head_dim = h // heads
-    attn = h * h + 2 * h * kv * head_dim + h * h  # q, k, v, o
-    attn += h + 2 * kv * head_dim  # q, k, v biases
-    mlp = 3 * h * i
-    return QWEN2_COMMON["vocab_size"] * h + n * (attn + mlp + 2 * h) + h
-
-
 NF4_BITS = 4.127  # bits per quantised weight: NF4 with double quantisation
 #                   (QLoRA, Dettmers et al. 2023, section 3: 4 + 0.127)
+PRECISIONS = {"4bit": 2, "bf16": 2, "fp32": 4}  # -> bytes of a value that
+#   is not a 4-bit weight (activations, KV cache, unquantised weights)
+
+
+@dataclass(frozen=True)
+class Dims:
+    """What a model's size does to its memory and its passes: decoder
+    layers, width (``hidden``), attention query and key/value widths,
+    vocabulary, the weights of the decoder (``body_params``: all but the
+    embedding and output head) and of its linear layers
+    (``linear_params``: q, k, v, o, gate, up, down; what bitsandbytes
+    quantises)."""
+
+    name: str
+    layers: int
+    hidden: int
+    q_dim: int
+    kv_dim: int
+    vocab: int
+    body_params: int
+    linear_params: int
+
+    @property
+    def head_params(self) -> int:
+        """The output head's weights (a matmul per logit; with tied
+        embeddings, the embedding's too)."""
+        return self.vocab * self.hidden
+
+    @classmethod
+    def from_config(cls, cfg, name: str = "", *,
+                    biases_and_norms: bool = False) -> "Dims":
+        """A transformers config of a Llama-like decoder.  The body is its
+        linear layers, plus, with ``biases_and_norms``, Qwen2's q/k/v
+        biases and RMSNorm weights (a fraction of a percent, else left
+        out)."""
+        h, heads, n = (cfg.hidden_size, cfg.num_attention_heads,
+                       cfg.num_hidden_layers)
+        head_dim = getattr(cfg, "head_dim", None) or h // heads
+        kv = (getattr(cfg, "num_key_value_heads", None) or heads) * head_dim
+        q = heads * head_dim
+        linear = n * (2 * h * q + 2 * h * kv + 3 * h * cfg.intermediate_size)
+        extra = n * (q + 2 * kv + 2 * h) + h if biases_and_norms else 0
+        return cls(name or cfg.model_type, n, h, q, kv, cfg.vocab_size,
+                   linear + extra, linear)
+
+
+def dims(name: str) -> Dims:
+    """The dimensions of architecture ``name`` (biases and norms
+    counted)."""
+    return Dims.from_config(config(name), name, biases_and_norms=True)
+
+
+def model_dims(model: str) -> Dims | None:
+    """The dimensions of a run's ``model`` (a config field): the embedded
+    model, an architecture of :data:`ARCHS` named in it (Qwen2.5-Math-1.5B
+    has Qwen2.5-1.5B's), or a config transformers finds locally; None if
+    none is found."""
+    lowered = model.lower().replace("-math", "")
+    for arch in ARCHS:
+        if arch != "small" and arch in lowered:
+            return dims(arch)
+    source = EMBEDDED_DIR if model == EMBEDDED else model
+    try:
+        return Dims.from_config(AutoConfig.from_pretrained(
+            source, local_files_only=True), name=model)
+    except (OSError, ValueError, AttributeError):  # not found, or
+        return None  # not a Llama-like decoder
+
+
+def weight_bytes(d: Dims, precision: str) -> float:
+    """Bytes of the weights at ``precision`` (a :data:`PRECISIONS` key):
+    the linear layers at :data:`NF4_BITS` bits in 4-bit, everything else
+    (and everything in bf16/fp32) at full width."""
+    full = PRECISIONS[precision]
+    linear = d.linear_params * (NF4_BITS / 8 if precision == "4bit"
+                                else full)
+    other = d.body_params - d.linear_params + d.head_params
+    return linear + other * full
+
+
+def num_parameters(name: str) -> int:
+    """Parameter count of architecture ``name`` (tied embeddings once)."""
+    d = dims(name)
+    return d.body_params + d.head_params
 
 
 def linear_parameters(name: str) -> int:
     """Weights of architecture ``name``'s decoder linear layers (q, k, v,
     o, gate, up, down): what bitsandbytes quantises (not the embedding,
     the tied head, norms or biases)."""
-    c = ARCHS[name]
-    h, i, n = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
-    kv = c["num_key_value_heads"] * (h // c["num_attention_heads"])
-    return n * (2 * h * h + 2 * h * kv + 3 * h * i)
+    return dims(name).linear_params
 
 
 def weight_gb(name: str, load_in_4bit: bool) -> float:
@@ -94,8 +170,4 @@ def weight_gb(name: str, load_in_4bit: bool) -> float:
     (2 bytes a parameter), or 4-bit as bitsandbytes stores it (the linear
     layers' weights at :data:`NF4_BITS`, embeddings, norms and biases in
     bf16).  Arithmetic from the shapes, not a measurement."""
-    total = num_parameters(name)
-    if not load_in_4bit:
-        return 2 * total / 1e9
-    linear = linear_parameters(name)
-    return (linear * NF4_BITS / 8 + 2 * (total - linear)) / 1e9
+    return weight_bytes(dims(name), "4bit" if load_in_4bit else "bf16") / 1e9

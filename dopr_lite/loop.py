@@ -50,10 +50,10 @@ from dopr_lite.runlog import Progress, RunLog, RunResult
 from dopr_lite.select import (DRAW_SEED_STRIDE, PromptHistory, SelectContext,
                               Selector, candidate_batch, feedback,
                               make_selector)
+from dopr_lite.steprow import ALL_EQUAL  # the routine skip
 
 EVAL_SEED_OFFSET = 10_007  # evaluation samples with seed + this
 GROUP_BY = "family"  # per-skill accuracy too, where the data has skills
-ALL_EQUAL = "all groups have zero reward variance"  # the routine skip
 
 
 def step_seed(seed: int, step: int) -> int:

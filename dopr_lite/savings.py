@@ -16,7 +16,7 @@ From the eval curves that ``dopr-lite compare`` records (one or more
 * a rule paired with another seed by seed (:func:`paired_with`): the
   mean accuracy along the budget, their difference ± its standard error;
 * the same rows in estimated GPU time on a few cards
-  (:func:`gpu_tables`, through :mod:`dopr_lite.steptime`: estimates, not
+  (:func:`gpu_tables`, through :mod:`dopr_lite.ruletime`: estimates, not
   measurements).
 
 ``bench/saving.py`` and ``bench/time_model.py`` print and save them;
@@ -31,10 +31,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from dopr_lite import steptime
+from dopr_lite import ruletime
 from dopr_lite.config import DoprConfig
 from dopr_lite.runlog import curves
 from dopr_lite.select import make_selector
+from dopr_lite.steptime import CARDS
 
 SHARE = 0.95
 
@@ -271,8 +272,8 @@ def gpu_row(row: dict, cards: list) -> dict:
         out["note"] = "not modelled (refills: calls per step vary)"
         return out
     for key in cards:
-        card = steptime.CARDS[key]
-        e = steptime.gpu_estimate(selector, card, cfg, selector_args=args)
+        card = CARDS[key]
+        e = ruletime.gpu_estimate(selector, card, cfg, selector_args=args)
         out["rollouts_per_step"] = e["rows"]
         out["steps_to"] = row["to_target"] / e["rows"]
         out["cards"][key] = {"seconds_per_step": e["total"],
@@ -308,7 +309,7 @@ def _hours(seconds: float) -> str:
 
 
 def gpu_table(mix: str, t: dict, cards: list) -> str:
-    names = [steptime.CARDS[k].name.replace("NVIDIA ", "") for k in cards]
+    names = [CARDS[k].name.replace("NVIDIA ", "") for k in cards]
     head = ("| B | rule | rollouts to target | steps |"
             + "".join(f" {n}: s/step, time (vs fastest full) |"
                       for n in names))
@@ -347,7 +348,7 @@ def benchmark_steps(record: dict, B: int, mix: str = "default") -> dict:
     """rule -> steps its seed mean needed to the target in a
     :mod:`bench/saving.py <dopr_lite.savings>` record, at the candidate
     batch nearest ``B`` (in ratio), with each rule's typical rollouts a
-    step on a real model (:func:`steptime.rule_workload`); nan where the
+    step on a real model (:func:`ruletime.rule_workload`); nan where the
     target was not reached.  What a run on another pool needs can differ:
     the pre-flight prints it as an assumption."""
     rows = record["tables"][mix]["rows"]
@@ -358,6 +359,6 @@ def benchmark_steps(record: dict, B: int, mix: str = "default") -> dict:
     for r in rows:
         if (r["B"] == near and r["rule"] == r.get("selector", r["rule"])
                 and make_selector(r["rule"]).shape.draws == 1):
-            w = steptime.rule_workload(r["rule"], cfg)
+            w = ruletime.rule_workload(r["rule"], cfg)
             out[r["rule"]] = r["to_target"] / sum(c.rows for c in w.calls)
     return out

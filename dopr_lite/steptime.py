@@ -9,9 +9,10 @@ module turns a step's shape into seconds, so that a saving in rollouts can
 be read as a saving in GPU time.  Every number it prints is an
 **estimate**.
 
-What a step runs (a :class:`Workload`, built from a run's logged steps by
-:func:`workload_from_row`, or for a rule's typical step by
-:func:`rule_workload`) is a list of passes through the model
+What a step runs (a :class:`Workload` on a model's
+:class:`~dopr_lite.archs.Dims`, built from a run's logged steps by
+:mod:`dopr_lite.steplog`, or for a rule's typical step by
+:mod:`dopr_lite.ruletime`) is a list of passes through the model
 (:func:`passes`), each with its FLOPs and the bytes it reads:
 
 * a ``generate`` call of ``rows`` sequences with ``P``-token (padded)
@@ -49,19 +50,8 @@ Python, and a small pass waits for the host, not the card.  So
                (+ the forward passes' overhead floor, + 4-bit dequantisation)
     step     = sum of its generate calls + update + entropy pass
 
-The cards (:data:`CARDS`; dense, not sparse, bf16 tensor throughput with
-FP32 accumulation):
-
-* RTX 3060 12GB: 360 GB/s (15 Gbps GDDR6 on a 192-bit bus); 25.5 TFLOPS
-  is derived, not listed by NVIDIA for this card: the GA102 whitepaper's
-  RTX 3090 figure (71 dense TFLOPS, 82 SMs at 1.695 GHz: 512 FLOPs per SM
-  per clock at FP32 accumulate, half the FP16-accumulate rate on GA10x)
-  times the 3060's 28 SMs at its 1.777 GHz boost.  The spec page could
-  not be fetched here to confirm the bandwidth; third-party listings agree.
-* RTX 4090: 1008 GB/s, 165.2 TFLOPS (Ada whitepaper, appendix table:
-  "Peak BF16 Tensor TFLOPS with FP32 Accumulate 165.2/330.4").
-* H100 SXM: 3.35 TB/s, 989 TFLOPS (NVIDIA lists 1,979 with sparsity).
-* H200 (SXM): 4.8 TB/s, 989 TFLOPS (1,979 with sparsity).
+The cards (:data:`CARDS`, each with its sources where it is defined:
+dense, not sparse, bf16 tensor throughput with FP32 accumulation).
 
 The efficiency defaults (:class:`Efficiency`), from published
 measurements, none chosen for a rule:
@@ -89,9 +79,12 @@ measurements, none chosen for a rule:
   backward, recomputation, as counted here) that is 139 TFLOPS, 45% of
   312.
 
-On a CPU there is no card: :func:`fit_cpu` treats the CPU as a card
-whose bandwidth and throughput are one fitted scale of
+On a CPU there is no card: :func:`dopr_lite.cpufit.fit_cpu` treats the
+CPU as a card whose bandwidth and throughput are one fitted scale of
 :data:`CPU_NOMINAL`, with the per-layer overhead the other parameter.
+
+This module is arithmetic on numbers: it imports nothing of the training
+stack (a test holds it to that).
 
 Not modelled (so an estimate runs short by them): the reward, tokenising
 and decoding text, the selector's own arithmetic, the optimiser step,
@@ -107,25 +100,14 @@ measures how far off all this leaves the model on a real card.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-import numpy as np
-from transformers import AutoConfig
+from dopr_lite.archs import NF4_BITS, PRECISIONS, Dims, weight_bytes
 
-from dopr_lite import archs
-from dopr_lite.config import DoprConfig
-from dopr_lite.loop import ALL_EQUAL
-from dopr_lite.select import make_selector
-from dopr_lite.tiny import EMBEDDED, EMBEDDED_DIR
-
-PRECISIONS = {"4bit": 2, "bf16": 2, "fp32": 4}  # -> bytes of a value that
-#   is not a 4-bit weight (activations, KV cache, unquantised weights)
-DEQUANT_BYTES = archs.NF4_BITS / 8 + 2  # per 4-bit weight, per dequantising
+DEQUANT_BYTES = NF4_BITS / 8 + 2  # per 4-bit weight, per dequantising
 #   pass: read it packed, write its bf16 copy
 LOGIT_TRIPS = 3  # the head writes float32 logits, softmax reads them and
 #                 writes probabilities, the sampler reads those
-PROMPT_TOKENS = 200  # a GSM8K question in its template, about (for
-#                      estimates of a run not yet made)
 
 
 @dataclass(frozen=True)
@@ -141,6 +123,15 @@ class Card:
     source: str
 
 
+# The catalogue.  RTX 3060 12GB: 360 GB/s (15 Gbps GDDR6 on a 192-bit
+# bus); 25.5 TFLOPS is derived, not listed by NVIDIA for this card: the
+# GA102 whitepaper's RTX 3090 figure (71 dense TFLOPS, 82 SMs at 1.695 GHz:
+# 512 FLOPs per SM per clock at FP32 accumulate, half the FP16-accumulate
+# rate on GA10x) times the 3060's 28 SMs at its 1.777 GHz boost; the spec
+# page could not be fetched here to confirm the bandwidth, third-party
+# listings agree.  RTX 4090: 1008 GB/s, 165.2 TFLOPS.  H100 SXM: 3.35 TB/s,
+# 989 TFLOPS (NVIDIA lists 1,979 with sparsity).  H200 (SXM): 4.8 TB/s,
+# 989 TFLOPS (1,979 with sparsity).  Each card's ``source``: where.
 CARDS = {
     "rtx3060": Card(
         "NVIDIA GeForce RTX 3060 12GB", 12, 360, 25.5,
@@ -197,70 +188,6 @@ class Efficiency:
 
 
 @dataclass(frozen=True)
-class Shape:
-    """What a model's size does to a pass: decoder layers, width
-    (``hidden``), attention query and key/value widths, vocabulary, the
-    weights of the decoder (``body``) and of its linear layers (what
-    bitsandbytes quantises)."""
-
-    name: str
-    layers: int
-    hidden: int
-    q_dim: int
-    kv_dim: int
-    vocab: int
-    body_params: int
-    linear_params: int
-
-    @property
-    def head_params(self) -> int:
-        """The output head's weights (a matmul per logit)."""
-        return self.vocab * self.hidden
-
-    @classmethod
-    def from_arch(cls, name: str) -> "Shape":
-        """An architecture of :data:`dopr_lite.archs.ARCHS`."""
-        c = archs.ARCHS[name]
-        h, heads = c["hidden_size"], c["num_attention_heads"]
-        embed = archs.QWEN2_COMMON["vocab_size"] * h
-        return cls(name, c["num_hidden_layers"], h, h,
-                   c["num_key_value_heads"] * (h // heads),
-                   archs.QWEN2_COMMON["vocab_size"],
-                   archs.num_parameters(name) - embed,
-                   archs.linear_parameters(name))
-
-    @classmethod
-    def from_config(cls, cfg, name: str = "") -> "Shape":
-        """A transformers config of a Llama-like decoder (biases and
-        norms, a fraction of a percent, left out)."""
-        h, heads, n = (cfg.hidden_size, cfg.num_attention_heads,
-                       cfg.num_hidden_layers)
-        head_dim = getattr(cfg, "head_dim", None) or h // heads
-        kv = (getattr(cfg, "num_key_value_heads", None) or heads) * head_dim
-        q = heads * head_dim
-        linear = n * (2 * h * q + 2 * h * kv + 3 * h * cfg.intermediate_size)
-        return cls(name or cfg.model_type, n, h, q, kv, cfg.vocab_size,
-                   linear, linear)
-
-    @classmethod
-    def for_model(cls, model: str) -> "Shape | None":
-        """The shape of a run's ``model`` (a config field): the embedded
-        model, an architecture of :mod:`dopr_lite.archs` named in it
-        (Qwen2.5-Math-1.5B has Qwen2.5-1.5B's), or a config transformers
-        finds locally; None if none is found."""
-        lowered = model.lower().replace("-math", "")
-        for arch in archs.ARCHS:
-            if arch != "small" and arch in lowered:
-                return cls.from_arch(arch)
-        source = EMBEDDED_DIR if model == EMBEDDED else model
-        try:
-            return cls.from_config(AutoConfig.from_pretrained(
-                source, local_files_only=True), name=model)
-        except (OSError, ValueError, AttributeError):  # not found, or
-            return None  # not a Llama-like decoder
-
-
-@dataclass(frozen=True)
 class Call:
     """One ``generate`` call: ``rows`` sequences, ``prompt_tokens`` each
     (padded), ``decode_steps`` (the longest completion it decoded)."""
@@ -274,12 +201,12 @@ class Call:
 class Workload:
     """What one step runs: its generate calls, the update's rows and their
     padded prompt and completion widths, the entropy pass's rows and
-    width (0: the first call's prompt width), on a model of ``shape`` at
+    width (0: the first call's prompt width), on a model of ``dims`` at
     ``precision`` ("4bit": NF4 + LoRA, "bf16", "fp32"), with or without
     LoRA and gradient checkpointing, in micro-batches of ``micro_batch``
     rows."""
 
-    shape: Shape
+    dims: Dims
     calls: tuple = ()
     update_rows: int = 0
     update_prompt_tokens: int = 0
@@ -310,22 +237,12 @@ class Pass:
     floor: bool = True
 
 
-def forward_flops(shape: Shape, tokens: float, ctx: float,
+def forward_flops(d: Dims, tokens: float, ctx: float,
                   logits: float) -> float:
     """FLOPs of a forward pass over ``tokens`` tokens that attend to
     ``ctx`` tokens on average and compute ``logits`` rows of logits."""
-    return (2 * shape.body_params * tokens + 2 * shape.head_params * logits
-            + 4 * shape.layers * shape.q_dim * ctx * tokens)
-
-
-def weight_bytes(shape: Shape, precision: str) -> float:
-    """Bytes a pass reads for the weights: the linear layers at NF4 bits in
-    4-bit, everything else (and everything in bf16/fp32) at full width."""
-    full = PRECISIONS[precision]
-    linear = shape.linear_params * (archs.NF4_BITS / 8 if precision == "4bit"
-                                    else full)
-    other = shape.body_params - shape.linear_params + shape.head_params
-    return linear + other * full
+    return (2 * d.body_params * tokens + 2 * d.head_params * logits
+            + 4 * d.layers * d.q_dim * ctx * tokens)
 
 
 def generate_passes(w: Workload, call: Call) -> list[Pass]:
@@ -333,7 +250,7 @@ def generate_passes(w: Workload, call: Call) -> list[Pass]:
     reading the weights, the batch's KV cache at the mean context and its
     logits (:data:`LOGIT_TRIPS` trips over float32 rows of the
     vocabulary)."""
-    s, rows, P, C = w.shape, call.rows, call.prompt_tokens, call.decode_steps
+    s, rows, P, C = w.dims, call.rows, call.prompt_tokens, call.decode_steps
     weights, ctx = weight_bytes(s, w.precision), P + C / 2
     kv = 2 * s.layers * s.kv_dim * PRECISIONS[w.precision] * rows * ctx
     logits = LOGIT_TRIPS * 4 * s.vocab * rows
@@ -350,7 +267,7 @@ def update_passes(w: Workload) -> list[Pass]:
     dequantises the linear weights."""
     if not w.update_rows:
         return []
-    s, P, C = w.shape, w.update_prompt_tokens, w.update_completion_tokens
+    s, P, C = w.dims, w.update_prompt_tokens, w.update_completion_tokens
     m = math.ceil(w.update_rows / w.micro_batch)
     rows = w.update_rows / m  # per micro-batch
     fwd = forward_flops(s, rows * (P + C), (P + C) / 2, rows * (C + 1))
@@ -374,9 +291,9 @@ def passes(w: Workload) -> list[Pass]:
         P = w.entropy_prompt_tokens or (w.calls[0].prompt_tokens
                                         if w.calls else 0)
         out.append(Pass("entropy", 1,
-                        forward_flops(w.shape, w.entropy_rows * P, P / 2,
+                        forward_flops(w.dims, w.entropy_rows * P, P / 2,
                                       w.entropy_rows),
-                        weight_bytes(w.shape, w.precision)))
+                        weight_bytes(w.dims, w.precision)))
     return out
 
 
@@ -393,7 +310,7 @@ def memory_gb(w: Workload) -> float:
     """Weights plus the largest call's KV cache at full length, in GB: what
     generate must hold (the update's activations, an optimiser and the
     allocator's slack come on top)."""
-    s = w.shape
+    s = w.dims
     kv = max((2 * s.layers * s.kv_dim * PRECISIONS[w.precision] * c.rows
               * (c.prompt_tokens + c.decode_steps) for c in w.calls),
              default=0)
@@ -406,209 +323,5 @@ def step_seconds(w: Workload, card: Card,
     ``entropy`` and their ``total``."""
     out = dict.fromkeys(("generate", "update", "entropy"), 0.0)
     for p in passes(w):
-        out[p.part] += pass_seconds(p, w.shape.layers, card, eff)
+        out[p.part] += pass_seconds(p, w.dims.layers, card, eff)
     return out | {"total": sum(out.values())}
-
-
-# --- from a run's logs ----------------------------------------------------
-ROW_KEYS = ("gen_calls", "entropy_rows", "update_rows",
-            "update_prompt_width", "update_completion_width", "skipped")
-
-
-def precision_of(cfg: DoprConfig) -> str:
-    """The :data:`PRECISIONS` key of a run's weights."""
-    if cfg.load_in_4bit:
-        return "4bit"
-    return "fp32" if cfg.dtype == "float32" else "bf16"
-
-
-def run_settings(cfg: DoprConfig) -> dict:
-    """A run's :class:`Workload` settings: precision, LoRA, gradient
-    checkpointing, micro-batch."""
-    return {"precision": precision_of(cfg), "lora": cfg.use_lora,
-            "checkpointing": cfg.gradient_checkpointing,
-            "micro_batch": cfg.micro_batch}
-
-
-def workload_from_row(row: dict, shape: Shape, **settings) -> Workload:
-    """The :class:`Workload` of a logged step (a ``metrics.jsonl`` row of
-    :func:`dopr_lite.loop.train_step`); ``settings``: :func:`run_settings`.
-    The entropy pass is taken at the step's first call's prompt width."""
-    missing = [k for k in ROW_KEYS if k not in row]
-    if missing:
-        raise ValueError(f"a step row without {missing}: logged by "
-                         "dopr_lite.loop since the step-time model; rerun "
-                         "the steps with the current package")
-    ran = row["skipped"] != ALL_EQUAL
-    return Workload(
-        shape, tuple(Call(*c) for c in row["gen_calls"]),
-        update_rows=row["update_rows"] if ran else 0,
-        update_prompt_tokens=row["update_prompt_width"],
-        update_completion_tokens=row["update_completion_width"],
-        entropy_rows=row["entropy_rows"], **settings)
-
-
-def workloads_from_metrics(rows: list[dict], cfg: DoprConfig,
-                           shape: Shape | None = None) -> list[Workload]:
-    """The workloads of a run's logged steps (``cfg``: the run's config;
-    ``shape``: default, that of ``cfg.model``)."""
-    shape = shape or Shape.for_model(cfg.model)
-    if shape is None:
-        raise ValueError(f"no shape known for model {cfg.model!r}; pass "
-                         "shape=Shape.from_config(...)")
-    return [workload_from_row(r, shape, **run_settings(cfg)) for r in rows]
-
-
-# --- fitting a CPU --------------------------------------------------------
-@dataclass(frozen=True)
-class Fit:
-    """A CPU fitted as a card: the card, the efficiency (the overhead
-    fitted, the shares 1: the scale holds them) and the fit's root mean
-    square error in seconds per part."""
-
-    card: Card
-    eff: Efficiency
-    rms_s: float
-
-
-def _grid_loss(works: list, measured: np.ndarray, scales: np.ndarray,
-               overheads: np.ndarray) -> np.ndarray:
-    """Squared error of every (scale, overhead) pair on the grid."""
-    loss = np.zeros((len(scales), len(overheads)))
-    for w, target in zip(works, measured, strict=True):
-        parts = {"rollout": 0.0, "update": 0.0}
-        for p in passes(w):
-            base = max(p.flops / (CPU_NOMINAL.bf16_tflops * 1e12),
-                       p.bytes / (CPU_NOMINAL.bandwidth_gbs * 1e9))
-            floor = w.shape.layers * overheads[None, :] * p.floor
-            key = "update" if p.part == "update" else "rollout"
-            parts[key] = parts[key] + p.count * np.maximum(
-                base / scales[:, None], floor)
-        loss += ((parts["rollout"] - target[0]) ** 2
-                 + (parts["update"] - target[1]) ** 2)
-    return loss
-
-
-def fit_cpu(workloads: list[Workload], rollout_seconds, update_seconds,
-            points: int = 97) -> Fit:
-    """Fit a CPU as a card to measured steps: ``rollout_seconds`` (the
-    generate calls and the entropy pass) and ``update_seconds`` per
-    workload.
-
-    Two parameters, no others: a throughput scale ``s`` (the card is
-    :data:`CPU_NOMINAL` with bandwidth and TFLOPS both times ``s``, the
-    efficiency shares 1) and the per-layer overhead.  Least squares on a
-    log grid of ``points`` x ``points`` values (scale 1e-3..1e3, overhead
-    1 us..100 ms), then the same grid again over a quarter decade around
-    the best pair; one setting's steps suffice, the others are for
-    prediction.
-    """
-    measured = np.column_stack([rollout_seconds, update_seconds])
-    scales, overheads = np.logspace(-3, 3, points), np.logspace(-6, -1,
-                                                                points)
-    for _ in range(2):
-        loss = _grid_loss(workloads, measured, scales, overheads)
-        i, j = np.unravel_index(np.argmin(loss), loss.shape)
-        s, o = scales[i], overheads[j]
-        scales = s * np.logspace(-0.125, 0.125, points)
-        overheads = o * np.logspace(-0.125, 0.125, points)
-    card = replace(CPU_NOMINAL, bandwidth_gbs=CPU_NOMINAL.bandwidth_gbs * s,
-                   bf16_tflops=CPU_NOMINAL.bf16_tflops * s)
-    rms = math.sqrt(float(loss.min()) / (2 * len(workloads)))
-    return Fit(card, Efficiency(1.0, 1.0, float(o)), rms)
-
-
-# --- a rule's typical step, on a real model --------------------------------
-def rule_workload(rule: str, cfg: DoprConfig | None = None, *,
-                  batch: int | None = None, shape: Shape | None = None,
-                  prompt_tokens: int = PROMPT_TOKENS,
-                  rows: int | None = None, selector_args=None) -> Workload:
-    """A typical step of ``rule`` (a selector name) with ``cfg``'s settings
-    (default: :meth:`DoprConfig.consumer_gpu`) at ``batch`` candidates:
-    full-batch rules one call of ``batch * G`` rows, all trained;
-    one-prompt rules one call of G rows plus their probes (``rows``: a
-    measured rows per step instead), G trained, and an entropy pass over
-    all ``batch`` candidates if the rule measures entropy (an upper bound:
-    a fresh pool's first steps).  Every completion runs to
-    ``max_new_tokens`` (one long answer holds the call), and the update is
-    never skipped: the worst case for every rule."""
-    cfg = cfg or DoprConfig.consumer_gpu()
-    batch = batch or cfg.prompts_per_step
-    shape = shape or Shape.for_model(cfg.model)
-    sel = make_selector(rule, **(selector_args or {}))
-    if sel.shape.draws > 1:
-        raise ValueError(f"{rule!r} refills its batch: its calls per step "
-                         "are not fixed, so it is not modelled")
-    G, P, C = cfg.num_generations, prompt_tokens, cfg.max_new_tokens
-    if sel.shape.picks is None:
-        trained = rows or batch * G
-        calls, entropy = (Call(trained, P, C),), 0
-    else:
-        trained = sel.shape.picks * G
-        probes = (sel.probe * (sel.probe_top or batch)  # DoPR's, per step
-                  if hasattr(sel, "probe_top") else 0)
-        rows = rows or trained + probes
-        own = not getattr(sel, "ahead", True) and rows > trained
-        calls = ((Call(trained, P, C), Call(rows - trained, P, C)) if own
-                 else (Call(rows, P, C),))
-        entropy = batch if sel.shape.entropy else 0
-    return Workload(shape, calls, trained, P, C, entropy_rows=entropy,
-                    **run_settings(cfg))
-
-
-def gpu_estimate(rule: str, card: Card, cfg: DoprConfig | None = None,
-                 eff: Efficiency = Efficiency(), **kwargs) -> dict:
-    """Estimated seconds of a typical step of ``rule`` on ``card``
-    (:func:`rule_workload`'s ``kwargs``), by part, with the rows it
-    generates (``rows``) and the memory its generate holds
-    (``memory_gb``: :func:`memory_gb`; over the card's, it would not
-    run as one call)."""
-    w = rule_workload(rule, cfg, **kwargs)
-    return step_seconds(w, card, eff) | {
-        "rows": sum(c.rows for c in w.calls), "memory_gb": memory_gb(w)}
-
-
-def time_to_target(steps_to_target: float, rule: str, card: Card,
-                   cfg: DoprConfig | None = None,
-                   eff: Efficiency = Efficiency(), **kwargs) -> float:
-    """Estimated seconds for ``steps_to_target`` typical steps of ``rule``
-    on ``card`` (nan stays nan: a target not reached)."""
-    return steps_to_target * gpu_estimate(rule, card, cfg, eff,
-                                          **kwargs)["total"]
-
-
-def format_estimates(cfg: DoprConfig, card: Card,
-                     rules=("dopr", "thompson", "full"),
-                     eff: Efficiency = Efficiency(),
-                     steps: dict | None = None) -> str:
-    """Estimated seconds per step of ``rules`` with ``cfg``'s model and
-    settings on ``card``, as text; with ``steps`` (rule -> steps to a
-    target, nan: not reached), also the estimated hours to it."""
-    shape = Shape.for_model(cfg.model)
-    if shape is None:
-        return (f"time per step on {card.name}: no estimate (the shape of "
-                f"{cfg.model!r} is not known offline)")
-    lines = [f"estimated seconds per step on {card.name} ({cfg.model}, "
-             f"{precision_of(cfg)}, G = {cfg.num_generations}, "
-             f"B = {cfg.prompts_per_step}, completions run to "
-             f"{cfg.max_new_tokens} tokens; an estimate, not a "
-             "measurement" + ("; fp32 timed at the card's bf16 rate, too "
-                              "fast" if precision_of(cfg) == "fp32" else "")
-             + "):",
-             f"  {'rule':<10}{'rows':>6}{'generate':>10}{'update':>9}"
-             f"{'entropy':>9}{'total':>9}"
-             + (f"{'steps':>7}{'to target':>11}" if steps else "")]
-    for rule in rules:
-        e = gpu_estimate(rule, card, cfg, eff, shape=shape)
-        over = (f"  (needs ~{e['memory_gb']:.0f} GB: over the card's "
-                f"{card.memory_gb:.0f})" if e["memory_gb"] > card.memory_gb
-                else "")
-        to = ""
-        if steps:
-            n = steps.get(rule, float("nan"))
-            to = (f"{'-':>7}  not reached" if n != n else
-                  f"{n:>7.0f}{n * e['total'] / 3600:>9.1f} h")
-        lines.append(f"  {rule:<10}{e['rows']:>6}{e['generate']:>10.1f}"
-                     f"{e['update']:>9.1f}{e['entropy']:>9.2f}"
-                     f"{e['total']:>9.1f}{to}{over}")
-    return "\n".join(lines)

@@ -18,13 +18,13 @@ PKG = Path(dopr_lite.__file__).parent
 
 # left to right: a module may import only modules to its left
 ORDER = [
-    "errors", "faults", "files", "bound",
+    "errors", "faults", "files", "bound", "curves", "steprow",
     "task", "sandbox", "rewards", "select",
     "config",
-    "env", "tiny", "archs",
+    "env", "tiny", "archs", "steptime", "cpufit", "steplog", "ruletime",
     "data", "policy", "inputs", "rollout", "grpo", "evaluation", "preflight",
     "checkpoint", "runlog", "guards",
-    "loop", "compare", "steptime", "savings", "plots", "cli", "__main__",
+    "loop", "compare", "savings", "plots", "cli", "__main__",
     "integrations.trl",
 ]
 # imported inside a function on purpose: math-verify (and sympy) only in

@@ -5,18 +5,21 @@ never wall time)."""
 import importlib.util
 import json
 import math
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from dopr_lite import archs, steptime
+from dopr_lite import archs, cpufit, ruletime, steplog, steptime
+from dopr_lite.archs import Dims
 from dopr_lite.config import DoprConfig
-from dopr_lite.steptime import (CARDS, Call, Card, Efficiency, Shape,
-                                Workload)
+from dopr_lite.steprow import ALL_EQUAL, ROW_KEYS
+from dopr_lite.steptime import CARDS, Call, Card, Efficiency, Workload
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-QWEN = Shape.from_arch("qwen2.5-1.5b")
+QWEN = archs.dims("qwen2.5-1.5b")
 FAST_HOST = Card("fast host", 80, 1000, 100, "test")
 
 
@@ -77,14 +80,11 @@ def test_checkpointing_adds_a_forward_and_full_fine_tuning_a_backward():
                  lora=False) == pytest.approx(1.5 * lora)
 
 
-def test_4bit_moves_fewer_weight_bytes_as_archs_counts_them():
+def test_4bit_moves_fewer_weight_bytes():
     for name in ("qwen2.5-0.5b", "qwen2.5-1.5b"):
-        shape = Shape.from_arch(name)
-        four, bf16 = (steptime.weight_bytes(shape, p) for p in ("4bit",
-                                                                "bf16"))
+        four, bf16 = (archs.weight_bytes(archs.dims(name), p)
+                      for p in ("4bit", "bf16"))
         assert four < bf16 / 2
-        assert four / 1e9 == pytest.approx(archs.weight_gb(name, True))
-        assert bf16 / 1e9 == pytest.approx(archs.weight_gb(name, False))
     # and a bandwidth-bound decode step is faster for it
     card, eff = Card("slow", 12, 50, 25, "test"), Efficiency(
         layer_overhead_s=0.0)
@@ -101,7 +101,7 @@ def test_the_4bit_update_pays_for_dequantising_each_pass():
 def test_the_fit_recovers_a_known_cpu():
     """Steps made by a known 'CPU' (scale and overhead), measured exactly,
     give those parameters back from one setting."""
-    tiny = Shape("tiny", 4, 128, 128, 128, 100, 851_968, 851_968)
+    tiny = Dims("tiny", 4, 128, 128, 128, 100, 851_968, 851_968)
     truth = replace(steptime.CPU_NOMINAL, bandwidth_gbs=3.0,
                     bf16_tflops=0.03)  # scale 0.3
     eff = Efficiency(1.0, 1.0, 1.5e-3)
@@ -111,7 +111,7 @@ def test_the_fit_recovers_a_known_cpu():
                       lora=True, checkpointing=False, micro_batch=64)
              for i in range(12)]
     parts = [steptime.step_seconds(w, truth, eff) for w in works]
-    fit = steptime.fit_cpu(works, [p["generate"] for p in parts],
+    fit = cpufit.fit_cpu(works, [p["generate"] for p in parts],
                            [p["update"] for p in parts])
     assert fit.card.bf16_tflops == pytest.approx(0.03, rel=0.05)
     assert fit.eff.layer_overhead_s == pytest.approx(1.5e-3, rel=0.05)
@@ -132,55 +132,83 @@ def test_cards_are_found_by_key_and_by_cuda_name_only_for_that_card():
 def test_rule_workloads_have_the_rules_shapes():
     cfg = DoprConfig.consumer_gpu(prompts_per_step=32)
     G, C = cfg.num_generations, cfg.max_new_tokens
-    full = steptime.rule_workload("full", cfg)
+    full = ruletime.rule_workload("full", cfg)
     assert [c.rows for c in full.calls] == [32 * G]
     assert full.update_rows == 32 * G and full.entropy_rows == 0
-    dopr = steptime.rule_workload("dopr", cfg)  # G + 2 probes ahead
+    dopr = ruletime.rule_workload("dopr", cfg)  # G + 2 probes ahead
     assert [c.rows for c in dopr.calls] == [G + 2] and dopr.update_rows == G
     assert dopr.entropy_rows == 0  # the default samples: no entropy pass
-    ucb = steptime.rule_workload("dopr", cfg, selector_args={"score": "ucb"})
+    ucb = ruletime.rule_workload("dopr", cfg, selector_args={"score": "ucb"})
     assert ucb.entropy_rows == 32  # an upper bound: every candidate
-    assert steptime.rule_workload("dopr-v1", cfg).entropy_rows == 32
-    assert steptime.rule_workload("thompson", cfg).calls[0].rows == G
+    assert ruletime.rule_workload("dopr-v1", cfg).entropy_rows == 32
+    assert ruletime.rule_workload("thompson", cfg).calls[0].rows == G
     assert {c.decode_steps for c in full.calls + dopr.calls} == {C}
-    assert full.precision == "4bit" and full.shape == QWEN
+    assert full.precision == "4bit" and full.dims == QWEN
     with pytest.raises(ValueError, match="not modelled"):
-        steptime.rule_workload("dynamic", cfg)
+        ruletime.rule_workload("dynamic", cfg)
+
+
+def test_a_typical_step_from_numbers_alone():
+    """What rule_workload asks a rule's shape for, given as numbers."""
+    common = dict(batch=32, generations=8, prompt_tokens=200,
+                  completion_tokens=768, **steplog.run_settings(
+                      DoprConfig.consumer_gpu()))
+    w = ruletime.step_workload(QWEN, picks=1, probe_rows=3,
+                               own_probe_call=True, **common)
+    assert [c.rows for c in w.calls] == [8, 3] and w.update_rows == 8
+    w = ruletime.step_workload(QWEN, picks=1, probe_rows=3, entropy=True,
+                               **common)
+    assert [c.rows for c in w.calls] == [11] and w.entropy_rows == 32
+    w = ruletime.step_workload(QWEN, picks=None, entropy=True, **common)
+    assert [c.rows for c in w.calls] == [256] and w.entropy_rows == 0
+
+
+def test_the_core_model_imports_nothing_of_the_training_stack():
+    """steptime is arithmetic on a model's dimensions: importing it loads
+    no module of the training stack (nor config, which loads the
+    selectors), so it can never depend on one."""
+    code = ("import json, sys, dopr_lite.steptime; print(json.dumps(sorted("
+            "m for m in sys.modules if m.startswith('dopr_lite.'))))")
+    out = subprocess.run([sys.executable, "-c", code], check=True,
+                         capture_output=True, text=True).stdout
+    loaded = set(json.loads(out.splitlines()[-1]))
+    assert loaded <= {"dopr_lite.steptime", "dopr_lite.archs",
+                      "dopr_lite.tiny", "dopr_lite.task"}, loaded
 
 
 def test_a_full_batch_step_costs_more_but_not_in_proportion_to_its_rows():
     card, cfg = CARDS["rtx4090"], DoprConfig.consumer_gpu(prompts_per_step=32)
-    one = steptime.gpu_estimate("thompson", card, cfg)
-    full = steptime.gpu_estimate("full", card, cfg)
+    one = ruletime.gpu_estimate("thompson", card, cfg)
+    full = ruletime.gpu_estimate("full", card, cfg)
     assert full["rows"] == 32 * one["rows"]
     assert one["total"] < full["total"] < 32 * one["total"]
-    assert steptime.time_to_target(10, "full", card, cfg) == pytest.approx(
+    assert ruletime.time_to_target(10, "full", card, cfg) == pytest.approx(
         10 * full["total"])
-    assert math.isnan(steptime.time_to_target(float("nan"), "full", card,
+    assert math.isnan(ruletime.time_to_target(float("nan"), "full", card,
                                               cfg))
 
 
 def test_a_logged_step_becomes_its_workload():
     """A real step of the loop logs the shapes the model reads."""
-    from dopr_lite.loop import ALL_EQUAL, Run, train_step
+    from dopr_lite.loop import Run, train_step
 
     cfg = DoprConfig.tiny(prompts_per_step=8, out_dir="/dev/null",
                           selector="dopr-v1")  # it measures the entropy
     run = Run.start(cfg, log=lambda *a: None)
     row = train_step(run, 0)
-    assert set(steptime.ROW_KEYS) <= set(row)
-    [w] = steptime.workloads_from_metrics([row], cfg)
+    assert set(ROW_KEYS) <= set(row)
+    [w] = steplog.workloads_from_metrics([row], cfg)
     assert sum(c.rows for c in w.calls) == row["rollouts"]  # G + probes
     assert w.entropy_rows == row["entropy_rows"] > 0  # v1 measured some
-    assert w.precision == "fp32" and w.shape.layers == 4
+    assert w.precision == "fp32" and w.dims.layers == 4
     assert w.update_rows == (0 if row["skipped"] == ALL_EQUAL
                              else cfg.num_generations)
-    skipped = steptime.workload_from_row(
-        row | {"skipped": ALL_EQUAL}, w.shape,
-        **steptime.run_settings(cfg))
+    skipped = steplog.workload_from_row(
+        row | {"skipped": ALL_EQUAL}, w.dims,
+        **steplog.run_settings(cfg))
     assert skipped.update_rows == 0
     with pytest.raises(ValueError, match="gen_calls"):
-        steptime.workload_from_row({"skipped": ""}, w.shape)
+        steplog.workload_from_row({"skipped": ""}, w.dims)
 
 
 def test_an_unknown_gpu_is_one_line_listing_the_cards_and_writes_nothing(
@@ -203,7 +231,7 @@ def test_an_unknown_gpu_is_one_line_listing_the_cards_and_writes_nothing(
 
 
 def test_estimates_print_labelled_for_a_preset():
-    text = steptime.format_estimates(DoprConfig.consumer_gpu(),
+    text = ruletime.format_estimates(DoprConfig.consumer_gpu(),
                                      CARDS["rtx3060"])
     assert "estimate" in text and "Qwen2.5-Math-1.5B" in text
     assert [line.split()[0] for line in text.splitlines()[2:]] == [
