@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import inspect
 import json
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import torch
@@ -30,10 +32,11 @@ from dopr_lite.plots import (FIGURES, plot_comparison, plot_preflight,
                              plot_runs, plot_saving, save_figure)
 from dopr_lite.policy import load_policy
 from dopr_lite.preflight import preflight
+from dopr_lite.ruletime import format_estimates
 from dopr_lite.runlog import summary_table
 from dopr_lite.savings import benchmark_steps
 from dopr_lite.select import SELECTORS
-from dopr_lite.steptime import CARDS, find_card, format_estimates
+from dopr_lite.steptime import CARDS, find_card
 from dopr_lite.tiny import BUILD_MINUTES, EMBEDDED, EMBEDDED_DIR, build
 
 DESCRIPTION = """\
@@ -308,6 +311,28 @@ def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
+def selector_signature(name: str) -> str:
+    """``name(arg=default, ...)``: rule ``name`` of :data:`SELECTORS` with
+    the arguments its class takes (its ``__init__``) and their defaults,
+    as JSON (as ``selector_args`` and ``--rules`` variants write them)."""
+    params = inspect.signature(SELECTORS[name]).parameters.values()
+    return f"{name}(" + ", ".join(
+        p.name if p.default is p.empty else f"{p.name}={json.dumps(p.default)}"
+        for p in params) + ")"
+
+
+def selector_help(how: str) -> str:
+    """Every rule of :data:`SELECTORS` with its arguments and defaults, one
+    wrapped :func:`selector_signature` each, under a heading that names
+    the option (``how``) that takes them."""
+    lines = [f"rule arguments and their defaults, for {how}:"]
+    for name in SELECTORS:
+        lines += textwrap.wrap(selector_signature(name), 78,
+                               initial_indent="  ", break_on_hyphens=False,
+                               subsequent_indent=" " * (len(name) + 3))
+    return "\n".join(lines)
+
+
 # options several commands share, written once: (flags, argparse keywords)
 SHARED = {
     "preset": (["--preset"], dict(
@@ -344,17 +369,13 @@ def shared(*names: str, out: str | None = None,
     return parent
 
 
-def parser() -> argparse.ArgumentParser:
-    raw = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(
-        prog="dopr-lite", description=DESCRIPTION, formatter_class=raw,
-        epilog=_examples("dopr-lite train", "dopr-lite preflight",
-                         "dopr-lite compare --seeds 0",
-                         "dopr-lite config --preset consumer_gpu"))
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+RAW = argparse.RawDescriptionHelpFormatter  # our line breaks, as written
 
+
+def add_train(sub) -> None:
+    """``dopr-lite train``: a rule, by default the main job."""
     t = sub.add_parser(
-        "train", formatter_class=raw, parents=[shared(
+        "train", formatter_class=RAW, parents=[shared(
             "preset", "set", "fresh", "no-progress", out_help="; each run "
             "writes <out>/<rule>/ (default: runs/main for tiny, "
             "runs/<preset> for another preset)")],
@@ -368,8 +389,11 @@ def parser() -> argparse.ArgumentParser:
         epilog=_examples(
             "dopr-lite train",
             "dopr-lite train --selector thompson --set num_generations=4",
+            "dopr-lite train --selector dopr --set 'selector_args={\"probe\":"
+            " 0}'",
             "dopr-lite train --preset consumer_gpu --set "
-            "model=Qwen/Qwen2.5-0.5B-Instruct"))
+            "model=Qwen/Qwen2.5-0.5B-Instruct") + "\n\n" + selector_help(
+                "--set selector_args=<JSON object>"))
     t.add_argument("--max-rollouts", type=int, dest="max_rollouts",
                    help="stop after this many training rollouts, probes "
                    "included (default: the preset's, 512 for tiny)")
@@ -390,23 +414,28 @@ def parser() -> argparse.ArgumentParser:
                    "torch's choice for another)")
     t.set_defaults(func=cmd_train)
 
+
+def add_compare(sub) -> None:
+    """``dopr-lite compare``: the benchmark of the rules."""
     c = sub.add_parser(
-        "compare", formatter_class=raw, parents=[shared(
+        "compare", formatter_class=RAW, parents=[shared(
             "set", "fresh", "update-figures", out=runs_dir("bench/compare"),
             out_help=" (default: runs/bench/compare)")],
         help="DoPR against its baselines over seeds (the benchmark)",
         description=f"Train every rule ({RULES}) for each seed, from the "
         "same checkpoint and\ncandidate stream, and print how many rollouts "
         "each needs to reach 80% and\n95% of full-batch GRPO's gain. The "
-        "default (all seven rules, 3 seeds) takes\nabout 8 minutes on 2 CPU "
-        "cores (two runs at once). Finished runs in --out\nare reused.",
+        f"default (all {len(SELECTORS)} rules, 3 seeds) takes\nabout 8 "
+        "minutes on 2 CPU cores (two runs at once). Finished runs in --out"
+        "\nare reused.",
         epilog=_examples(
             "dopr-lite compare",
             "dopr-lite compare --seeds 0 --rules full random dopr",
             "dopr-lite compare --rules full dopr p0=dopr:probe=0 "
             "--out runs/bench/probe",
             "dopr-lite compare --batch 8 32 --rules full random dopr "
-            "--set learning_rate=1e-3"))
+            "--set learning_rate=1e-3") + "\n\n" + selector_help(
+                "--rules LABEL=RULE:key=value,..."))
     c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="seeds to run (default: 0 1 2)")
     c.add_argument("--batch", type=int, nargs="+", metavar="B",
@@ -424,7 +453,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--rules", nargs="+", metavar="RULE",
                    help=f"rules to run: {RULES}, or variants "
                    "LABEL=RULE:key=value,... such as p0=dopr:probe=0 "
-                   "(default: all seven)")
+                   f"(default: all {len(SELECTORS)})")
     c.add_argument("--jobs", type=int,
                    help="runs at once, each in its own process with one "
                    "torch thread; the results are a serial run's "
@@ -436,8 +465,11 @@ def parser() -> argparse.ArgumentParser:
                    "(default: %(default)s)")
     c.set_defaults(func=cmd_compare)
 
+
+def add_preflight(sub) -> None:
+    """``dopr-lite preflight``: measure a prompt pool."""
     f = sub.add_parser(
-        "preflight", formatter_class=raw, parents=[shared(
+        "preflight", formatter_class=RAW, parents=[shared(
             "preset", "set", "no-progress", "update-figures",
             out=runs_dir("preflight"),
             out_help=" (default: runs/preflight)")],
@@ -470,8 +502,11 @@ def parser() -> argparse.ArgumentParser:
                    "CUDA card if it is one of them, else no estimate)")
     f.set_defaults(func=cmd_preflight)
 
+
+def add_config(sub) -> None:
+    """``dopr-lite config``: every field with its help."""
     g = sub.add_parser(
-        "config", formatter_class=raw, parents=[shared("preset", "set")],
+        "config", formatter_class=RAW, parents=[shared("preset", "set")],
         help="list every config field with its value and help",
         description="Print each config field of a preset: name, value "
         "(JSON) and what it does.",
@@ -480,8 +515,11 @@ def parser() -> argparse.ArgumentParser:
                          "dopr-lite config --set selector=thompson"))
     g.set_defaults(func=cmd_config)
 
+
+def add_build_tiny(sub) -> None:
+    """``dopr-lite build-tiny``: rebuild the embedded model."""
     b = sub.add_parser(
-        "build-tiny", formatter_class=raw, parents=[shared(
+        "build-tiny", formatter_class=RAW, parents=[shared(
             out=runs_dir("tiny"), out_help=" (default: runs/tiny)")],
         help=f"rebuild the embedded tiny model (about {BUILD_MINUTES} "
         "minutes)",
@@ -503,6 +541,22 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int,
                    help="torch threads (default: torch's choice)")
     b.set_defaults(func=cmd_build_tiny)
+
+
+# the commands in the order `dopr-lite --help` lists them
+COMMANDS = (add_train, add_compare, add_preflight, add_config,
+            add_build_tiny)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dopr-lite", description=DESCRIPTION, formatter_class=RAW,
+        epilog=_examples("dopr-lite train", "dopr-lite preflight",
+                         "dopr-lite compare --seeds 0",
+                         "dopr-lite config --preset consumer_gpu"))
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
     return p
 
 

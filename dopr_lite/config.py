@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import operator
 import sys
 import types
 import typing
@@ -31,8 +32,9 @@ from pathlib import Path
 
 from dopr_lite.errors import ConfigError
 from dopr_lite.files import write_atomic
-from dopr_lite.rewards import reward_names
-from dopr_lite.select import can_warm_start, check_selector, make_selector
+from dopr_lite.rewards import REWARDS, reward_names
+from dopr_lite.select import (SELECTORS, can_warm_start, check_selector,
+                              make_selector)
 from dopr_lite.task import DEFAULT_MIX, FAMILIES, MixError, TaskMix
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
@@ -123,12 +125,46 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def knob(default, help: str):
-    """A config field with its one-line help."""
+# a knob's bound -> (its word in messages, its bracket in an interval, test)
+BOUNDS = {"ge": (">=", "[", operator.ge), "gt": (">", "(", operator.gt),
+          "le": ("<=", "]", operator.le), "lt": ("<", ")", operator.lt)}
+
+
+def knob(default, help: str, *, ge=None, gt=None, le=None, lt=None,
+         choices: tuple = (), why: str = ""):
+    """A config field with its one-line help and the values it takes, kept
+    in the field's metadata for :meth:`DoprConfig.validate`: bounds ``ge``
+    (>=), ``gt`` (>), ``le`` (<=) and ``lt`` (<), or ``choices``; ``why``
+    is said when a value is refused."""
+    bounds = {name: v for name, v in zip(BOUNDS, (ge, gt, le, lt),
+                                         strict=True) if v is not None}
+    meta = {"help": help, "bounds": bounds, "choices": tuple(choices),
+            "why": why}
     if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default),
-                     metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def knob_problem(meta, value) -> str | None:
+    """Why ``value`` is outside the bounds or choices a field's
+    :func:`knob` declares, as the fix (``must be in (0, 1]``); None if it
+    is inside (NaN is outside every bound)."""
+    choices, bounds = meta.get("choices"), meta.get("bounds", {})
+    if value is None:  # an optional field's None (its type allows it)
+        return None
+    if choices:
+        return None if value in choices else (f"got {value!r}; use one of "
+                                              f"{choices}")
+    if all(BOUNDS[name][2](value, v) for name, v in bounds.items()):
+        return None
+    if len(bounds) == 2:  # one lower and one upper bound: an interval
+        (low, a), (high, b) = bounds.items()
+        rule = f"in {BOUNDS[low][1]}{a}, {b}{BOUNDS[high][1]}"
+    else:
+        ((name, v),) = bounds.items()
+        rule = f"{BOUNDS[name][0]} {v}"
+    why = f" ({meta['why']})" if meta.get("why") else ""
+    return f"must be {rule}{why}, got {value!r}"
 
 
 @dataclass
@@ -140,21 +176,21 @@ class DoprConfig:
                           "(same forms)")
     device: str = knob("auto", "'auto' picks cuda > mps > cpu; an explicit "
                        "device is honoured or refused, never replaced")
-    dtype: str = knob("float32", "weights dtype: float32 | bfloat16 | "
-                      "float16")
+    dtype: str = knob("float32", f"weights dtype: {' | '.join(DTYPES)}",
+                      choices=DTYPES)
     load_in_4bit: bool = knob(False, "NF4 weights via bitsandbytes (QLoRA, "
                               "Dettmers et al. 2023); needs use_lora")
     bnb_double_quant: bool = knob(True, "QLoRA's double quantisation of "
                                   "the 4-bit scales")
     bnb_compute_dtype: str = knob("bfloat16", "compute dtype of the 4-bit "
-                                  "matmuls")
+                                  "matmuls", choices=DTYPES)
     use_lora: bool = knob(True, "train LoRA adapters (Hu et al. 2021); "
                           "false: full fine-tuning")
-    lora_r: int = knob(16, "LoRA rank")
+    lora_r: int = knob(16, "LoRA rank", ge=1)
     lora_alpha: int = knob(32, "LoRA scale numerator (the scale is "
-                           "alpha / r)")
+                           "alpha / r)", gt=0)
     lora_dropout: float = knob(0.0, "LoRA dropout (TRL and one-shot RLVR "
-                               "use none for RL)")
+                               "use none for RL)", ge=0, lt=1)
     lora_target: str = knob("all-linear", "peft target modules: "
                             "'all-linear' or a comma list of names")
     gradient_checkpointing: bool = knob(False, "recompute activations in "
@@ -176,73 +212,88 @@ class DoprConfig:
                             "prompts beyond the embedded model (4-digit "
                             "arithmetic); calibrated, dopr_lite.task")
     n_train: int = knob(256, "RL prompt pool size (one-shot RLVR trains on "
-                        "1 to 1.2k prompts)")
-    n_test: int = knob(300, "held-out prompts for evaluation")
+                        "1 to 1.2k prompts)", ge=0)
+    n_test: int = knob(300, "held-out prompts for evaluation", ge=1,
+                       why="evaluation scores the policy on that many "
+                       "held-out prompts")
     data_seed: int = knob(0, "seed of the synthetic task's problem draw")
-    reward: str = knob("exact", "'exact', 'math_verify' or 'format', or a "
-                       "comma list summed (e.g. 'math_verify,format')")
+    reward: str = knob("exact", ", ".join(map(repr, list(REWARDS)[:-1]))
+                       + f" or {list(REWARDS)[-1]!r}, or a comma list "
+                       "summed (e.g. 'math_verify,format')")
     bad_rows: str = knob("error", "a bad data row: 'error' stops, 'skip' "
-                         "skips it (counted and reported, never scored)")
+                         "skips it (counted and reported, never scored)",
+                         choices=BAD_ROWS)
     label_noise: float = knob(0.0, "share of RL-pool rows given another "
                               "row's gold answer: unsolvable prompts, a "
-                              "controlled test (held-out split stays clean)")
+                              "controlled test (held-out split stays clean)",
+                              ge=0, le=1)
 
     # --- Rollouts -----------------------------------------------------------
     num_generations: int = knob(8, "G, rollouts per prompt (TRL's "
-                                "default 8)")
-    max_new_tokens: int = knob(48, "completion length cap, in tokens")
+                                "default 8)", ge=2, why="GRPO needs G >= 2 "
+                                "rollouts per prompt to compare them")
+    max_new_tokens: int = knob(48, "completion length cap, in tokens", ge=1)
     temperature: float = knob(1.0, "sampling temperature (TRL's default "
-                              "1.0)")
+                              "1.0)", gt=0, why="for sampled rollouts")
     top_p: float = knob(1.0, "nucleus sampling: keep the smallest token "
-                        "set with this much probability")
-    top_k: int = knob(0, "keep the k most likely tokens (0: off)")
+                        "set with this much probability", gt=0, le=1)
+    top_k: int = knob(0, "keep the k most likely tokens (0: off)", ge=0)
 
     # --- GRPO update --------------------------------------------------------
     learning_rate: float = knob(2e-3, "AdamW learning rate, constant; "
                                 "sized for the tiny LoRA (TRL's default "
-                                "1e-6 is for full fine-tuning)")
+                                "1e-6 is for full fine-tuning)",
+                                ge=0)  # 0: a control that cannot learn
     loss_type: str = knob("dr_grpo", "token aggregation: grpo | dr_grpo "
-                          "(Liu et al. 2025) | dapo (Yu et al. 2025)")
+                          "(Liu et al. 2025) | dapo (Yu et al. 2025)",
+                          choices=LOSS_TYPES)
     scale_rewards: str = knob("group", "divide advantages by the group's "
                               "std ('group'), the batch's, or not ('none', "
-                              "Dr. GRPO)")
+                              "Dr. GRPO)", choices=SCALE_REWARDS)
     epsilon: float = knob(0.2, "PPO clip range, lower side (Schulman et "
-                          "al. 2017)")
+                          "al. 2017)", ge=0)
     epsilon_high: float = knob(0.28, "clip range, upper side: DAPO's "
-                               "clip-higher (Yu et al. 2025)")
+                               "clip-higher (Yu et al. 2025)", ge=0)
     beta: float = knob(0.0, "KL weight; 0 as in DAPO and Dr. GRPO; > 0 "
-                       "uses the adapter-disabled model as reference")
+                       "uses the adapter-disabled model as reference", ge=0)
     entropy_coef: float = knob(0.0, "entropy bonus weight (one-shot RLVR "
-                               "uses 0.001)")
-    max_grad_norm: float = knob(1.0, "gradient clipping norm")
+                               "uses 0.001)", ge=0)
+    max_grad_norm: float = knob(1.0, "gradient clipping norm", gt=0)
     micro_batch: int = knob(64, "sequences per forward/backward pass (bounds "
-                            "the update's memory)")
+                            "the update's memory)", ge=1)
     num_iterations: int = knob(1, "updates per batch of rollouts (GRPO's "
-                               "mu)")
+                               "mu)", ge=1)
     weight_decay: float = knob(0.0, "AdamW weight decay")
 
     # --- Loop ---------------------------------------------------------------
     selector: str = knob("full", "which prompts of a candidate batch get "
-                         "rollouts: full | random | fixed | dynamic | "
-                         "thompson | dopr (dopr_lite.select)")
+                         f"rollouts: {' | '.join(SELECTORS)} "
+                         "(dopr_lite.select)")
     selector_args: dict = knob({}, "the selector's arguments as JSON, e.g. "
-                               "{\"c\": 0.5, \"probe\": 0}")
+                               "{\"probe\": 0, \"k\": 2} for selector dopr "
+                               "(each rule's arguments and defaults: "
+                               "`dopr-lite train --help`)")
     preflight: str = knob("", "a pre-flight report (`dopr-lite preflight`) "
                           "whose per-prompt counts start the rule's "
-                          "posterior (thompson, dopr); its rollouts count "
-                          "in the run's cost")
+                          "posterior (" + ", ".join(
+                              filter(can_warm_start, SELECTORS)) + "); its "
+                          "rollouts count in the run's cost")
     prompts_per_step: int = knob(8, "candidate prompts drawn per step "
-                                 "(full-batch GRPO trains on all of them)")
-    max_steps: int = knob(0, "stop after this many steps (0: no limit)")
+                                 "(full-batch GRPO trains on all of them)",
+                                 ge=1)
+    max_steps: int = knob(0, "stop after this many steps (0: no limit)",
+                          ge=0)
     max_rollouts: int = knob(0, "stop once this many training rollouts "
-                             "(probes included) are spent (0: no limit)")
+                             "(probes included) are spent (0: no limit)",
+                             ge=0)
     eval_every: int = knob(5, "evaluate every N steps (and at start and "
-                           "end)")
+                           "end)", ge=1)
     eval_k: int = knob(4, "sampled completions per held-out prompt for "
-                       "pass@k (0: greedy accuracy only)")
-    eval_batch: int = knob(300, "prompts per evaluation generate call")
+                       "pass@k (0: greedy accuracy only)", ge=0)
+    eval_batch: int = knob(300, "prompts per evaluation generate call",
+                           ge=1)
     save_every: int = knob(10, "checkpoint every N steps (0: only at the "
-                           "end)")
+                           "end)", ge=0)
     seed: int = knob(0, "training seed (sampling, candidate draws, LoRA "
                      "init)")
     out_dir: str = knob("runs/default", "folder for config, metrics, "
@@ -276,49 +327,19 @@ class DoprConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first impossible field and its fix."""
+        """Raise ConfigError naming the first impossible field and its fix:
+        each field's type (its annotation) and the bounds or choices its
+        :func:`knob` declares, then what no one field can say alone."""
         def bad(name, why):
             raise ConfigError(f"config field {name!r}: {why}")
 
-        for name, kind in field_types(type(self)).items():
-            value = getattr(self, name)  # types first: "8" from JSON
-            if not kind.accepts(value):  # is no int
-                bad(name, f"expected {kind}, got {value!r}")
-        if self.num_generations < 2:
-            bad("num_generations", "GRPO needs G >= 2 rollouts per prompt "
-                "to compare them (got %d)" % self.num_generations)
-        if self.loss_type not in LOSS_TYPES:
-            bad("loss_type", f"use one of {LOSS_TYPES}")
-        if self.scale_rewards not in SCALE_REWARDS:
-            bad("scale_rewards", f"use one of {SCALE_REWARDS}")
-        for name in ("max_steps", "max_rollouts", "beta", "entropy_coef",
-                     "n_train", "eval_k", "save_every"):
-            if getattr(self, name) < 0:
-                bad(name, "must be >= 0")
-        if self.n_test < 1:
-            bad("n_test", "must be >= 1: evaluation scores the policy on "
-                "that many held-out prompts")
-        for name in ("prompts_per_step", "micro_batch", "max_new_tokens",
-                     "num_iterations", "eval_every", "eval_batch",
-                     "lora_r"):
-            if getattr(self, name) < 1:
-                bad(name, "must be >= 1")
-        if not 0 < self.temperature:
-            bad("temperature", "must be > 0 for sampled rollouts")
-        if not 0 < self.top_p <= 1:
-            bad("top_p", "must be in (0, 1]")
-        for name in ("max_grad_norm", "lora_alpha"):
-            if not getattr(self, name) > 0:
-                bad(name, "must be > 0")
-        if not self.learning_rate >= 0:  # 0: a control that cannot learn
-            bad("learning_rate", "must be >= 0")
-        if not 0 <= self.lora_dropout < 1:
-            bad("lora_dropout", "must be in [0, 1)")
-        if not 0 <= self.label_noise <= 1:
-            bad("label_noise", "must be in [0, 1]")
-        for name in ("epsilon", "epsilon_high", "top_k"):
-            if getattr(self, name) < 0:
-                bad(name, "must be >= 0")
+        kinds = field_types(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)  # types first: "8" from JSON
+            if not kinds[f.name].accepts(value):  # is no int
+                bad(f.name, f"expected {kinds[f.name]}, got {value!r}")
+            if problem := knob_problem(f.metadata, value):
+                bad(f.name, problem)
         check_seed(self.seed)
         if self.dataset == "embedded" and self.n_train < 1:
             bad("n_train", "the embedded task needs an RL pool of >= 1 "
@@ -328,11 +349,6 @@ class DoprConfig:
                 f"step from a pool of n_train={self.n_train} prompts would "
                 "repeat prompts within every step; set prompts_per_step <= "
                 f"{self.n_train} or raise n_train")
-        for name in ("dtype", "bnb_compute_dtype"):
-            if getattr(self, name) not in DTYPES:
-                bad(name, f"use one of {DTYPES}")
-        if self.bad_rows not in BAD_ROWS:
-            bad("bad_rows", f"use one of {BAD_ROWS}")
         if self.load_in_4bit and not self.use_lora:
             bad("load_in_4bit", "4-bit weights cannot be trained directly; "
                 "set use_lora=True (QLoRA)")
