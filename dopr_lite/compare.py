@@ -5,13 +5,14 @@ policy, with the same candidate stream, G, lengths, learning rate and loss
 (only the selector, its arguments and its rollout budget differ) and
 returns the :class:`~dopr_lite.runlog.RunResult` of each run.
 :func:`comparison` reduces them, through their accuracy curves
-(:func:`dopr_lite.runlog.curves`), to the table notebook 05 and
+(:mod:`dopr_lite.curves`), to the table notebook 05 and
 ``bench/compare.py`` report: final accuracy, the rollouts each rule needs
 to reach a share (95%) of full-batch GRPO's gain, and the ratio.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import multiprocessing
 import time
@@ -23,11 +24,13 @@ import numpy as np
 import torch
 
 from dopr_lite.config import DoprConfig
+from dopr_lite.curves import (NOT_REACHED, area, dips, fmt_reach, mean_reach,
+                              reached)
 from dopr_lite.env import versions
 from dopr_lite.errors import ConfigError
 from dopr_lite.policy import load_policy
-from dopr_lite.runlog import RunResult, curves
-from dopr_lite.select import SELECTORS, make_selector
+from dopr_lite.runlog import RunResult
+from dopr_lite.select import SELECTORS, check_selector, make_selector
 from dopr_lite.loop import train
 
 REFERENCE_FACTOR = 4  # full-batch GRPO's budget over a one-prompt run's
@@ -84,9 +87,10 @@ def parse_rules(specs, full_rollouts: int = 2048, one_rollouts: int = 512,
 
     A variant is ``LABEL=RULE:key=value,key=value``: rule ``RULE``'s
     budget and evaluation spacing with these selector arguments, e.g.
-    ``dopr-probe=dopr:probe=1,c=0.25``; a key that names a config field
+    ``dopr-ucb=dopr:score=ucb,probe=0``; a key that names a config field
     sets that field for this rule alone (``dopr-lr=dopr:learning_rate=1e-3``).
-    Values are JSON (numbers, true, false), else strings.
+    Values are JSON (numbers, true, false), else strings.  An argument the
+    rule does not take is refused here, naming the rules that take it.
     """
     known = {r.label: r for r in default_rules(
         full_rollouts, one_rollouts, prompts_per_step=prompts_per_step)}
@@ -111,6 +115,14 @@ def parse_rules(specs, full_rollouts: int = 2048, one_rollouts: int = 512,
             except ValueError:
                 pass
             (settings if key in CONFIG_FIELDS else args)[key] = value
+        try:
+            check_selector(known[name].selector, args)
+        except ConfigError as err:
+            takers = [n for n, cls in SELECTORS.items() if not set(args)
+                      - set(inspect.signature(cls).parameters)]
+            raise ValueError(f"{spec!r}: {err}" + (
+                f" (rules that take these arguments: {takers})"
+                if takers else "")) from None
         rules.append(replace(known[name], label=label, args=args,
                              settings=settings))
     labels = [r.label for r in rules]
@@ -195,30 +207,21 @@ def _train(cfg: DoprConfig, data, resume: bool) -> RunResult:
 
 def rollouts_to_reach(runs: list[RunResult], target: float,
                       axis: str = "rollouts") -> float:
-    """The first point of the seed-mean curve at or above ``target``
-    (nan if it never gets there)."""
-    grid, acc = curves(runs, axis, points=401)
-    hit = np.nonzero(acc.mean(0) >= target)[0]
-    return float(grid[hit[0]]) if len(hit) else float("nan")
+    """Where (along ``axis``) the seed-mean curve first reaches ``target``
+    (:func:`dopr_lite.curves.mean_reach`; NOT_REACHED if never)."""
+    return mean_reach([r.evals for r in runs], target, axis=axis)
 
 
 def stability(run: RunResult) -> dict:
-    """How far a run's held-out accuracy fell: ``end_below_peak`` (its
-    best evaluation minus its last) and ``dip`` (the largest fall below
-    its running best at any evaluation), in accuracy points (0-1)."""
-    acc = np.array([e["accuracy"] for e in run.evals])
-    best = np.maximum.accumulate(acc)
-    return {"end_below_peak": float(acc.max() - acc[-1]),
-            "dip": float((best - acc).max())}
+    """How far a run's held-out accuracy fell
+    (:func:`dopr_lite.curves.dips`)."""
+    return dips(run.evals)
 
 
 def mean_accuracy(run: RunResult, upto: float | None = None) -> float:
     """Held-out accuracy averaged along the run over rollouts 0..``upto``
-    (default: the run's own budget), the area under its curve divided by
-    its width: a run that climbs early scores higher than one that gets
-    to the same end late."""
-    grid = np.linspace(0, upto or run.evals[-1]["rollouts"], 257)
-    return float(curves([run], "rollouts", grid)[1].mean())
+    (:func:`dopr_lite.curves.area`)."""
+    return area(run.evals, upto)
 
 
 def final_accuracy(run: RunResult) -> float:
@@ -286,7 +289,7 @@ def comparison(results: dict[str, list[RunResult]], reference: str = "full",
             "zero_std_groups": float(np.mean([m["frac_reward_zero_std"]
                                               for m in steps])),
             "rollouts_to": to,
-            "saving": {s: ref_cost[s] / c if c > 0 else float("nan")
+            "saving": {s: ref_cost[s] / c if c > 0 else NOT_REACHED
                        for s, c in to.items()},
             "final_by_family": {
                 k.split("/", 1)[1]: float(np.mean([r.evals[-1].get(
@@ -313,8 +316,8 @@ def format_table(rows: list[dict]) -> str:
                  f"{100 * r['worst_dip']:.1f} pts"]
         for s in shares:
             to = r["rollouts_to"][s]
-            cells.append("not reached" if to != to else
-                         f"{to:.0f} ({r['saving'][s]:.1f}x)")
+            cells.append(fmt_reach(to) + (f" ({r['saving'][s]:.1f}x)"
+                                          if reached(to) else ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -16,14 +16,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import bootstrap
 
 NOT_REACHED = math.inf
 
 
-def reached(x: float) -> bool:
-    """Whether a :func:`first_reach` result is a reach (not NOT_REACHED,
-    not nan)."""
-    return math.isfinite(x)
+def reached(x) -> bool:
+    """Whether a crossing is a reach: not NOT_REACHED, and not the nan
+    (or None) that records made before this convention hold."""
+    return x is not None and math.isfinite(x)
 
 
 def xy(evals: list[dict], axis: str = "rollouts"):
@@ -61,6 +62,47 @@ def first_reach(evals: list[dict], target: float,
     return float(x[hit[0]]) if len(hit) else NOT_REACHED
 
 
+def on_grid(runs: list[list[dict]], points: int = 401,
+            axis: str = "rollouts"):
+    """(grid, accuracy per run on it): ``points`` points from 0 to the
+    longest run's end."""
+    xys = [xy(e, axis) for e in runs]
+    grid = np.linspace(0, max(x[-1] for x, _ in xys), points)
+    return grid, np.stack([np.interp(grid, x, y) for x, y in xys])
+
+
+def mean_reach(runs: list[list[dict]], target: float,
+               per_seed: bool = False, points: int = 401,
+               axis: str = "rollouts"):
+    """Where the seed-mean curve of ``runs`` (with ``per_seed``: each
+    run's curve) first reaches ``target`` on :func:`on_grid`'s grid,
+    between evaluations by interpolation (NOT_REACHED where it never
+    does).  The seed mean needs the seeds there at once: a statistic of
+    the mean run, not the mean of the seeds' crossings."""
+    grid, acc = on_grid(runs, points, axis)
+    rows = acc if per_seed else acc.mean(0, keepdims=True)
+    out = []
+    for row in rows:
+        hit = np.nonzero(row >= target)[0]
+        out.append(float(grid[hit[0]]) if len(hit) else NOT_REACHED)
+    return out if per_seed else out[0]
+
+
+def late_gain(runs: list[list[dict]], share: float = 0.25) -> float:
+    """What the seed-mean curve gained over its last ``share`` of the
+    budget (a flat curve: a target not reached is a plateau, not a
+    cut-off)."""
+    grid, acc = on_grid(runs)
+    m = acc.mean(0)
+    return float(m[-1] - np.interp((1 - share) * grid[-1], grid, m))
+
+
+def fmt_reach(x, spec: str = ".0f", missing: str = "not reached") -> str:
+    """A crossing (or anything that may be NOT_REACHED, nan or None) as
+    text: the one formatter of "not reached"."""
+    return missing if x is None or not reached(x) else format(x, spec)
+
+
 def dips(evals: list[dict]) -> dict:
     """How far the run fell: ``end_below_peak`` (its best evaluation minus
     its last) and ``dip`` (the largest fall below its running best), in
@@ -78,8 +120,6 @@ def interval(statistic, *samples, paired: bool = True, level: float = 0.95,
     ``scipy.stats.bootstrap``, resampling the seeds of paired samples
     together.  Percentile, not BCa, because crossings may be NOT_REACHED.
     Returns ``{"value", "low", "high", "n"}``."""
-    from scipy.stats import bootstrap
-
     samples = [np.asarray(s, dtype=float) for s in samples]
     value = float(statistic(*samples))
     n = len(samples[0])

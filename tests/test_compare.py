@@ -1,5 +1,4 @@
 import json
-import math
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ from dopr_lite.compare import (comparison, default_rules, format_table,
                                parse_rules, read_benchmark,
                                rollouts_to_reach, stability)
 from dopr_lite.runlog import curves
+from dopr_lite.curves import NOT_REACHED
 from dopr_lite.rollout import RolloutCounter
 from dopr_lite.runlog import RunResult
 
@@ -37,7 +37,7 @@ def test_curves_interpolate_and_hold_the_last_value():
 def test_rollouts_to_reach_uses_the_seed_mean():
     runs = [_run([(0, 0.0), (100, 1.0)]), _run([(0, 0.0), (100, 0.5)])]
     assert rollouts_to_reach(runs, 0.375) == pytest.approx(50, abs=0.5)
-    assert math.isnan(rollouts_to_reach(runs, 0.9))
+    assert rollouts_to_reach(runs, 0.9) == NOT_REACHED
 
 
 def test_comparison_reports_saving_against_the_reference():
@@ -54,7 +54,8 @@ def test_comparison_reports_saving_against_the_reference():
     assert one["rollouts_to"][0.95] == pytest.approx(38, abs=1)
     assert one["saving"][0.95] == pytest.approx(10, rel=0.05)
     assert one["probe_rollouts"] == 8 and one["zero_std_groups"] == 0.1
-    assert math.isnan(flat["rollouts_to"][0.95])
+    assert flat["rollouts_to"][0.95] == NOT_REACHED
+    assert flat["saving"][0.95] == 0.0  # the reference got there; it did not
     table = format_table(list(rows.values()))
     assert "not reached" in table and "10.0x" in table
 
@@ -79,15 +80,20 @@ def test_default_rules_are_the_seven_selectors():
 
 
 def test_rules_are_labels_or_variants_with_selector_arguments():
-    rules = parse_rules(["full", "p1=dopr:probe=1,c=0.25,entropy_mod=false",
+    rules = parse_rules(["full", "p1=dopr-v1:probe=1,c=0.25,entropy_mod=false",
+                         "u=dopr:score=ucb,learning_rate=1e-3",
                          "wide=random"], 64, 16)
-    assert [r.label for r in rules] == ["full", "p1", "wide"]
+    assert [r.label for r in rules] == ["full", "p1", "u", "wide"]
     assert rules[0].max_rollouts == 64
     assert (rules[1].selector, rules[1].max_rollouts, rules[1].args) == (
-        "dopr", 16, {"probe": 1, "c": 0.25, "entropy_mod": False})
+        "dopr-v1", 16, {"probe": 1, "c": 0.25, "entropy_mod": False})
+    assert (rules[2].args, rules[2].settings) == ({"score": "ucb"},
+                                                  {"learning_rate": 1e-3})
     for bad, needle in [("nope", "neither"), ("x=nope:c=1", "neither"),
                         ("x=dopr:c", "not key=value"),
-                        ("dopr=dopr:c=2", "repeat")]:
+                        ("x=dopr:c=0.25", "'c'.*dopr-v1"),  # v1's, not dopr's
+                        ("x=dopr:score=max", "score must be"),
+                        ("dopr=dopr:probe=2", "repeat")]:
         with pytest.raises(ValueError, match=needle):
             parse_rules(["dopr", bad] if needle == "repeat" else [bad])
 
