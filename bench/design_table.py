@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dopr_lite.curves import area, dips
+
 
 def read_runs(folders: list[str], upto: int) -> dict:
     """label -> seed -> eval rows, for runs that spent ``upto`` rollouts."""
@@ -42,14 +44,11 @@ def read_runs(folders: list[str], upto: int) -> dict:
 
 
 def summarise(evals: dict, upto: int) -> dict:
-    grid = np.linspace(0, upto, 257)
     final, climb, dip = {}, {}, {}
     for seed, rows in sorted(evals.items()):
-        x = [e["rollouts"] for e in rows]
-        acc = np.array([e["accuracy"] for e in rows])
-        final[seed] = float(acc[-1])
-        climb[seed] = float(np.interp(grid, x, acc).mean())
-        dip[seed] = float((np.maximum.accumulate(acc) - acc).max())
+        final[seed] = float(rows[-1]["accuracy"])
+        climb[seed] = area(rows, upto)
+        dip[seed] = dips(rows)["dip"]
     return {"seeds": list(final), "final": float(np.mean(list(final.values()))),
             "final_by_seed": final,
             "mean_accuracy_to_upto": float(np.mean(list(climb.values()))),

@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
+from dopr_lite.curves import reached  # noqa: E402
 from dopr_lite.env import project_root  # noqa: E402
 from dopr_lite.preflight import GROUP_SIZES  # noqa: E402
 from dopr_lite.runlog import AXES, curves  # noqa: E402
@@ -271,8 +272,8 @@ def plot_to_target(tables: dict):
             rows = {r["B"]: r for r in t["rows"] if r["rule"] == label}
             sizes = sorted(rows)
             ys = [rows[B]["to_target"] for B in sizes]
-            missed = [B for B in sizes if ys[sizes.index(B)] != ys[
-                sizes.index(B)]]
+            missed = [B for B, y in zip(sizes, ys, strict=True)
+                      if not reached(y)]
             ax.plot(sizes, ys, "o-", color=rule_color(label),
                     label=label + (f" (not reached at B = "
                                    f"{', '.join(map(str, missed))})"
@@ -326,7 +327,7 @@ def plot_gpu_time(gpu: dict, B: int = 128):
                 if r is None:
                     continue
                 c, pos = r["cards"][key], x - 0.4 + (j + 0.5) * width
-                if c["seconds_to"] != c["seconds_to"]:  # not reached
+                if not reached(c["seconds_to"]):
                     missed.append(mix)
                     ax.plot(pos, 0, "x", color=colour, ms=7, mew=2,
                             clip_on=False, transform=ax.get_xaxis_transform())
@@ -341,7 +342,7 @@ def plot_gpu_time(gpu: dict, B: int = 128):
         fastest = []
         for x, mix in enumerate(mixes):
             seconds, full_B = gpu[mix]["fastest_full"][key]
-            if seconds == seconds:
+            if reached(seconds):
                 lowest = min(lowest, seconds / 3600)
                 ax.hlines(seconds / 3600, x - 0.45, x + 0.45, colors="k",
                           linestyles=":", lw=1.5)

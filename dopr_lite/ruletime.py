@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dopr_lite.archs import Dims, model_dims
 from dopr_lite.config import DoprConfig
+from dopr_lite.curves import NOT_REACHED, reached
 from dopr_lite.select import make_selector
 from dopr_lite.steplog import precision_of, run_settings
 from dopr_lite.steptime import (Call, Card, Efficiency, Workload, memory_gb,
@@ -91,7 +92,7 @@ def time_to_target(steps_to_target: float, rule: str, card: Card,
                    cfg: DoprConfig | None = None,
                    eff: Efficiency = PUBLISHED, **kwargs) -> float:
     """Estimated seconds for ``steps_to_target`` typical steps of ``rule``
-    on ``card`` (nan stays nan: a target not reached)."""
+    on ``card`` (a target not reached stays not reached)."""
     return steps_to_target * gpu_estimate(rule, card, cfg, eff,
                                           **kwargs)["total"]
 
@@ -124,8 +125,8 @@ def format_estimates(cfg: DoprConfig, card: Card,
                 else "")
         to = ""
         if steps:
-            n = steps.get(rule, float("nan"))
-            to = (f"{'-':>7}  not reached" if n != n else
+            n = steps.get(rule, NOT_REACHED)
+            to = (f"{'-':>7}  not reached" if not reached(n) else
                   f"{n:>7.0f}{n * e['total'] / 3600:>9.1f} h")
         lines.append(f"  {rule:<10}{e['rows']:>6}{e['generate']:>10.1f}"
                      f"{e['update']:>9.1f}{e['entropy']:>9.2f}"

@@ -26,14 +26,16 @@ notebook 05 reads the committed results.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
 from dopr_lite import ruletime
 from dopr_lite.config import DoprConfig
-from dopr_lite.runlog import curves
+from dopr_lite.curves import (NOT_REACHED, area, dips, fmt_reach, late_gain,
+                              mean_reach)
+from dopr_lite.curves import reached as is_reached
 from dopr_lite.select import make_selector
 from dopr_lite.steptime import CARDS
 
@@ -50,14 +52,24 @@ def read(path) -> dict:
     return record
 
 
-def read_mix(paths: list[str]) -> dict:
-    """B -> label -> list of per-seed eval rows (``full@B`` copies of a
-    smaller B's reference are skipped), and under the key ``"rules"``
-    each label's selector and arguments.  A path ``FILE:LABEL+LABEL``
-    takes only those labels from FILE (runs of another rule under the
-    same label elsewhere, such as an older version of it, are left
-    out)."""
-    runs: dict = {"rules": {}}
+@dataclass
+class Mix:
+    """One pool mix's benchmark runs, as :func:`read_mix` loads them:
+    ``runs`` maps each candidate batch size B to each rule label's
+    per-seed evaluation rows; ``rules`` maps each label to its selector
+    and arguments."""
+
+    runs: dict = field(default_factory=dict)
+    rules: dict = field(default_factory=dict)
+
+
+def read_mix(paths: list[str]) -> Mix:
+    """The runs of ``compare.json`` files of one pool mix (``full@B``
+    copies of a smaller B's reference are skipped).  A path
+    ``FILE:LABEL+LABEL`` takes only those labels from FILE (runs of
+    another rule under the same label elsewhere, such as an older version
+    of it, are left out)."""
+    mix = Mix()
     for spec in paths:
         path, _, only = str(spec).partition(":")
         keep = set(only.split("+")) if only else None
@@ -67,60 +79,31 @@ def read_mix(paths: list[str]) -> dict:
         for B, by_label in sweep.items():
             for label, seeds in by_label.items():
                 if "@" not in label and (keep is None or label in keep):
-                    runs.setdefault(int(B), {})[label] = seeds
+                    mix.runs.setdefault(int(B), {})[label] = seeds
         for rules in record.get("rules", {}).values():
             for r in rules:
-                runs["rules"][r["label"]] = {"selector": r["selector"],
-                                             "args": r["args"]}
-    return runs
-
-
-def _runs(evals: list) -> list:
-    return [SimpleNamespace(evals=e) for e in evals]
+                mix.rules[r["label"]] = {"selector": r["selector"],
+                                         "args": r["args"]}
+    return mix
 
 
 def to_target(evals: list, target: float, per_seed: bool = False):
     """Rollouts at which the seed-mean curve (or each seed's) first
-    reaches ``target``; nan where it never does (as
-    :func:`dopr_lite.compare.rollouts_to_reach`)."""
-    grid, acc = curves(_runs(evals), "rollouts", points=401)
-    rows = acc if per_seed else acc.mean(0, keepdims=True)
-    out = []
-    for row in rows:
-        hit = np.nonzero(row >= target)[0]
-        out.append(float(grid[hit[0]]) if len(hit) else float("nan"))
-    return out if per_seed else out[0]
+    reaches ``target`` (:func:`dopr_lite.curves.mean_reach`)."""
+    return mean_reach(evals, target, per_seed=per_seed)
 
 
-def area(evals_one_seed: list, upto: float) -> float:
-    """Mean accuracy along rollouts 0..upto (area over width)."""
-    grid = np.linspace(0, upto, 257)
-    return float(curves(_runs([evals_one_seed]), "rollouts", grid)[1][0]
-                 .mean())
+def worst_dips(evals: list) -> tuple[float, float]:
+    """Worst fall below the running best, and worst end below the peak,
+    over the seeds."""
+    falls = [dips(e) for e in evals]
+    return (max(0.0, *(f["dip"] for f in falls)),
+            max(0.0, *(f["end_below_peak"] for f in falls)))
 
 
-def last_quarter_gain(evals: list) -> float:
-    """Seed-mean accuracy at the budget's end minus at three quarters."""
-    grid, acc = curves(_runs(evals), "rollouts", points=401)
-    m = acc.mean(0)
-    return float(m[-1] - np.interp(0.75 * grid[-1], grid, m))
-
-
-def dips(evals: list) -> tuple[float, float]:
-    """Worst fall below the running best, and worst end below the peak."""
-    worst = end = 0.0
-    for e in evals:
-        acc = np.array([r["accuracy"] for r in e])
-        worst = max(worst, float((np.maximum.accumulate(acc) - acc).max()))
-        end = max(end, float(acc.max() - acc[-1]))
-    return worst, end
-
-
-def table(runs: dict) -> dict:
-    """Everything about one mix (see the module docstring), from
-    :func:`read_mix`'s runs."""
-    specs = runs.get("rules", {})
-    runs = {B: v for B, v in runs.items() if B != "rules"}
+def table(mix: Mix) -> dict:
+    """Everything about one mix (see the module docstring)."""
+    specs, runs = mix.rules, mix.runs
     base = float(np.mean([e[0]["accuracy"] for B in runs
                           for seeds in runs[B].values() for e in seeds]))
     fulls = {B: runs[B]["full"] for B in runs if "full" in runs[B]}
@@ -129,16 +112,16 @@ def table(runs: dict) -> dict:
     best_B = max(finals, key=finals.get)
     target = base + SHARE * (finals[best_B] - base)
     full_to = {B: to_target(seeds, target) for B, seeds in fulls.items()}
-    reached = {B: c for B, c in full_to.items() if c == c}
+    reached = {B: c for B, c in full_to.items() if is_reached(c)}
     strongest = min(reached, key=reached.get) if reached else None
     rows = []
     for B in sorted(runs):
         for label, seeds in runs[B].items():
             final = np.array([e[-1]["accuracy"] for e in seeds])
             cost = to_target(seeds, target)
-            worst, end = dips(seeds)
-            same = full_to.get(B, float("nan"))
-            strong = reached.get(strongest, float("nan"))
+            worst, end = worst_dips(seeds)
+            same = full_to.get(B, NOT_REACHED)
+            strong = reached.get(strongest, NOT_REACHED)
             rows.append({
                 "B": B, "rule": label, "seeds": len(seeds),
                 **specs.get(label, {"selector": label, "args": {}}),
@@ -150,30 +133,29 @@ def table(runs: dict) -> dict:
                 "budget": float(np.mean([e[-1]["rollouts"] for e in seeds])),
                 "to_target": cost,
                 "to_target_by_seed": to_target(seeds, target, per_seed=True),
-                "saving_vs_same_B": same / cost if cost == cost else None,
-                "saving_vs_strongest": strong / cost if cost == cost
+                "saving_vs_same_B": same / cost if is_reached(cost)
                 else None,
-                "last_quarter_gain": last_quarter_gain(seeds),
+                "saving_vs_strongest": strong / cost if is_reached(cost)
+                else None,
+                "last_quarter_gain": late_gain(seeds),
                 "worst_dip": worst, "worst_end_below_peak": end})
     return {"base": base, "full_final": finals, "best_full_B": best_B,
             "target": target, "full_to_target": full_to,
             "strongest_full_B": strongest, "rows": rows}
 
 
-def paired_with(runs_by_mix: dict, rule: str, other: str) -> dict:
+def paired_with(mixes: dict[str, Mix], rule: str, other: str) -> dict:
     """``rule`` minus ``other``: mean accuracy along the shorter budget,
     seed by seed, over every B and mix where both ran."""
     diffs, where = [], []
-    for mix, runs in runs_by_mix.items():
-        for B, labels in runs.items():
-            if B == "rules":
-                continue
+    for name, mix in mixes.items():
+        for B, labels in mix.runs.items():
             if rule in labels and other in labels:
                 a, b = labels[rule], labels[other]
                 for ea, eb in zip(a, b, strict=True):
                     upto = min(ea[-1]["rollouts"], eb[-1]["rollouts"])
                     diffs.append(area(ea, upto) - area(eb, upto))
-                where.append(f"{mix}/B{B}")
+                where.append(f"{name}/B{B}")
     d = np.array(diffs)
     return {"rule": rule, "against": other, "pairs": len(d), "where": where,
             "mean": float(d.mean()) if len(d) else float("nan"),
@@ -181,16 +163,12 @@ def paired_with(runs_by_mix: dict, rule: str, other: str) -> dict:
             else float("nan")}
 
 
-def fmt(x, spec=".0f", none="not reached"):
-    return none if x is None or x != x else format(x, spec)
-
-
 def reach(x) -> str:
-    return "not reached" if x != x else f"{x:.0f} rollouts"
+    return fmt_reach(x, ".0f") + (" rollouts" if is_reached(x) else "")
 
 
 def times(x) -> str:
-    return "-" if x is None or x != x else f"{x:.1f}x"
+    return fmt_reach(x, ".1f", "-") + ("x" if is_reached(x) else "")
 
 
 def markdown(mix: str, t: dict) -> str:
@@ -199,7 +177,7 @@ def markdown(mix: str, t: dict) -> str:
              f"(base + 95% of the best full-batch gain: full at B = "
              f"{best} ends at {t['full_final'][best]:.3f}"
              f"); strongest full-batch GRPO: B = {t['strongest_full_B']} "
-             f"({fmt(t['full_to_target'].get(t['strongest_full_B']))} "
+             f"({fmt_reach(t['full_to_target'].get(t['strongest_full_B']))} "
              "rollouts)", "",
              "| B | rule | final acc (± sd) | share of best full's gain | "
              "rollouts | to target | saving vs full at B | saving vs "
@@ -209,7 +187,7 @@ def markdown(mix: str, t: dict) -> str:
         lines.append(
             f"| {r['B']} | {r['rule']} | {r['final']:.3f} ± "
             f"{r['final_sd']:.3f} | {r['share_of_best_gain']:.0%} | "
-            f"{r['budget']:.0f} | {fmt(r['to_target'])} | "
+            f"{r['budget']:.0f} | {fmt_reach(r['to_target'])} | "
             f"{times(r['saving_vs_same_B'])} | "
             f"{times(r['saving_vs_strongest'])} | "
             f"{100 * r['last_quarter_gain']:+.1f} pts | "
@@ -240,7 +218,8 @@ def goals(tables: dict, rule: str = "dopr") -> list[str]:
                 if o is None:
                     continue
                 mine, theirs = r["to_target"], o["to_target"]
-                fewer = mine == mine and (theirs != theirs or mine <= theirs)
+                fewer = is_reached(mine) and (not is_reached(theirs)
+                                              or mine <= theirs)
                 spread = r["final_sd"] <= 1.5 * o["final_sd"]
                 out.append(
                     f"{mix}, B = {B}: to the target, {rule} "
@@ -296,8 +275,7 @@ def gpu_tables(record: dict, cards: list) -> dict:
             times = [(r["cards"][key]["seconds_to"], r["B"]) for r in rows
                      if r["rule"] == "full" and key in r["cards"]
                      and r["cards"][key]["fits"]
-                     and r["cards"][key]["seconds_to"] == r["cards"][key][
-                         "seconds_to"]]
+                     and is_reached(r["cards"][key]["seconds_to"])]
             fastest[key] = min(times) if times else (float("nan"), None)
         out[mix] = {"target": table["target"], "rows": rows,
                     "fastest_full": fastest}
@@ -305,7 +283,8 @@ def gpu_tables(record: dict, cards: list) -> dict:
 
 
 def _hours(seconds: float) -> str:
-    return "not reached" if seconds != seconds else f"{seconds / 3600:.1f} h"
+    return fmt_reach(seconds / 3600, ".1f") + (" h" if is_reached(seconds)
+                                               else "")
 
 
 def gpu_table(mix: str, t: dict, cards: list) -> str:
@@ -320,9 +299,9 @@ def gpu_table(mix: str, t: dict, cards: list) -> str:
              head, "|" + "---|" * (4 + len(cards))]
     for r in t["rows"]:
         to = r["to_target"]
-        cells = [str(r["B"]), r["rule"], "not reached" if to != to
-                 else f"{to:.0f}", "-" if to != to or "steps_to" not in r
-                 else f"{r['steps_to']:.0f}"]
+        cells = [str(r["B"]), r["rule"], fmt_reach(to),
+                 f"{r['steps_to']:.0f}" if is_reached(to) and "steps_to" in r
+                 else "-"]
         for key in cards:
             c = r["cards"].get(key)
             if c is None:
@@ -330,7 +309,7 @@ def gpu_table(mix: str, t: dict, cards: list) -> str:
                 continue
             best = t["fastest_full"][key][0]
             ratio = (f" ({best / c['seconds_to']:.1f}x)"
-                     if to == to and best == best else "")
+                     if is_reached(to) and is_reached(best) else "")
             cells.append(f"{c['seconds_per_step']:.0f}"
                          f"{'' if c['fits'] else '*'}, "
                          f"{_hours(c['seconds_to'])}{ratio}")
