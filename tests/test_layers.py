@@ -19,13 +19,15 @@ PKG = Path(dopr_lite.__file__).parent
 # left to right: a module may import only modules to its left
 ORDER = [
     "errors", "faults", "files", "bound", "curves", "steprow",
-    "task", "sandbox", "rewards", "select",
+    "task", "sandbox", "rewards",
+    "select.base", "select.baselines", "select.posterior", "select.dopr",
+    "select",
     "config",
     "env", "tiny", "archs", "steptime", "cpufit", "steplog", "ruletime",
     "data", "policy", "inputs", "rollout", "grpo", "evaluation", "preflight",
     "checkpoint", "runlog", "guards",
     "loop", "compare", "savings", "plots", "cli", "__main__",
-    "integrations.trl",
+    "integrations", "integrations.trl",
 ]
 # imported inside a function on purpose: math-verify (and sympy) only in
 # the reward sandbox's worker process
@@ -35,9 +37,11 @@ LAZY_OK = {"math_verify"}
 def _modules() -> dict[str, Path]:
     out = {}
     for f in PKG.rglob("*.py"):
-        name = ".".join(f.relative_to(PKG).with_suffix("").parts)
-        if not name.endswith("__init__"):
-            out[name] = f
+        parts = f.relative_to(PKG).with_suffix("").parts
+        if parts[-1] == "__init__":  # a sub-package is its __init__
+            parts = parts[:-1]
+        if parts:
+            out[".".join(parts)] = f
     return out
 
 
