@@ -13,9 +13,11 @@ Layers, each importing only from layers above it (a test walks the
 imports and fails on a cycle or an upward import):
 
 1. ``errors``, ``faults``, ``files`` (atomic writes), ``bound``,
-   ``steprow`` (what a step's metrics row holds): leaves;
+   ``curves`` (what an accuracy curve says), ``steprow`` (what a step's
+   metrics row holds): leaves;
 2. ``task`` (the synthetic task), ``sandbox`` -> ``rewards``, ``select``
-   (selection rules): pure functions of text, numbers and tensors;
+   (selection rules: ``base`` -> ``baselines``, ``posterior`` ->
+   ``dopr``): pure functions of text, numbers and tensors;
 3. ``config`` (checks reward and selector names against 2);
 4. ``env``, ``tiny`` (the embedded model), ``archs`` (architectures and
    their dimensions) -> ``steptime`` (a step's estimated seconds on a GPU,
@@ -23,7 +25,8 @@ imports and fails on a cycle or an upward import):
    ``steplog`` (logged steps as workloads) -> ``ruletime`` (a rule's
    typical step and its estimated time);
 5. ``data``, ``policy`` -> ``inputs`` (both, loaded fail-fast) ->
-   ``rollout`` -> ``grpo``, ``evaluation`` -> ``preflight`` (measure a
+   ``rollout`` -> ``grpo`` -> ``groups`` (what a step generated),
+   ``evaluation`` -> ``preflight`` (measure a
    prompt pool before training on it);
 6. ``checkpoint``, ``runlog``, ``guards``: what a run keeps and guards;
 7. ``loop`` (``train``, ``train_step``) -> ``compare`` -> ``savings``

@@ -36,16 +36,16 @@ from dopr_lite.data import PromptData
 from dopr_lite.env import peak_memory_gb, reset_peak_memory
 from dopr_lite.errors import ConfigError, NonFiniteLogits
 from dopr_lite.evaluation import evaluate
-from dopr_lite.grpo import (GRPOSettings, group_advantages, grpo_update,
-                            zero_std_fraction)
+from dopr_lite.grpo import GRPOSettings, group_advantages, grpo_update
+from dopr_lite.groups import Groups, Request, StepRollouts, rollout_stats
 from dopr_lite.guards import NonFiniteStreak, oom_advice, stop_after_step
 from dopr_lite.inputs import load_inputs
 from dopr_lite.policy import Policy
 from dopr_lite.preflight import warm_start
 from dopr_lite.rewards import get_reward
-from dopr_lite.rollout import (RolloutCounter, Rollouts, concat_rollouts,
+from dopr_lite.rollout import (RolloutCounter, concat_rollouts,
                                generate_rollouts, generation_config,
-                               prompt_entropy, select_groups, take_rows)
+                               prompt_entropy, take_rows)
 from dopr_lite.runlog import Progress, RunLog, RunResult
 from dopr_lite.select import (DRAW_SEED_STRIDE, PromptHistory, SelectContext,
                               Selector, candidate_batch, feedback,
@@ -59,43 +59,6 @@ GROUP_BY = "family"  # per-skill accuracy too, where the data has skills
 def step_seed(seed: int, step: int) -> int:
     """The torch seed of ``step``: a pure function of (seed, step)."""
     return (seed * 1_000_003 + step * 7_919 + 17) % (2**63 - 1)
-
-
-@dataclass(frozen=True)
-class Request:
-    """``per_prompt`` rollouts of each of ``prompts`` (pool indices),
-    counted as ``kind`` (:data:`~dopr_lite.rollout.KINDS`)."""
-
-    prompts: list[int]
-    per_prompt: int
-    kind: str
-
-
-@dataclass
-class Groups:
-    """``G`` scored rollouts for each of ``prompts`` (pool indices)."""
-
-    prompts: list[int]
-    rollouts: Rollouts
-    rewards: torch.Tensor  # (len(prompts), G)
-
-    def subset(self, keep: list[int]) -> "Groups":
-        if len(keep) == len(self.prompts):
-            return self
-        return Groups([self.prompts[g] for g in keep],
-                      select_groups(self.rollouts, keep), self.rewards[keep])
-
-
-@dataclass
-class StepRollouts:
-    """What a step generated: every group (``seen``, each scored), the
-    groups it trains on (``batch``; None if none is left) and the probes its
-    rule asked for on the next step's candidates (``probed``; None if
-    none)."""
-
-    seen: list[Groups] = field(default_factory=list)
-    batch: Groups | None = None
-    probed: Groups | None = None
 
 
 @dataclass
@@ -318,7 +281,7 @@ def train_step(run: Run, step: int, last: dict | None = None) -> dict:
     if rolled.probed is not None:
         run.selector.observe_probes(rolled.probed.prompts,
                                     rolled.probed.rewards, ctx)
-    row = {"step": step + 1, **_rollout_stats(run, rolled), **stats,
+    row = {"step": step + 1, **rollout_stats(run, rolled), **stats,
            "rollout_seconds": t_update - t0,
            "update_seconds": time.time() - t_update,
            "peak_memory_gb": peak_memory_gb(),
@@ -326,45 +289,6 @@ def train_step(run: Run, step: int, last: dict | None = None) -> dict:
     return row | {
         "updates": last.get("updates", 0) + (not row["skipped"]),
         "train_seconds": last.get("train_seconds", 0.0) + row["seconds"]}
-
-
-def _rollout_stats(run: Run, rolled: StepRollouts) -> dict:
-    """What the step generated: rollout counts, prompts, rewards, lengths."""
-    seen, batch = rolled.seen, rolled.batch
-    prompts = [i for g in seen for i in g.prompts]
-    rewards = (torch.cat([g.rewards for g in seen]) if seen
-               else torch.full((1, 1), float("nan")))
-    lengths = [n for g in seen
-               for n in g.rollouts.completion_mask.sum(1).tolist()]
-    truncated = [t for g in seen for t in g.rollouts.truncated.tolist()]
-    return {"rollouts": run.counter.cost,
-            "tokens": run.counter.cost_tokens,
-            "probe_rollouts": run.counter.sequences["probe"],
-            "prompts": len(prompts),
-            "trained_prompts": 0 if batch is None else len(batch.prompts),
-            "picked": prompts[:8],
-            "reward_mean": rewards.mean().item(),
-            "frac_reward_zero_std": zero_std_fraction(rewards),
-            "completion_length": sum(lengths) / max(len(lengths), 1),
-            "truncated_frac": sum(truncated) / max(len(truncated), 1),
-            **_step_shape(run, batch)}
-
-
-def _step_shape(run: Run, batch: Groups | None) -> dict:
-    """What the step ran, as :mod:`dopr_lite.steptime` reads it: its
-    generate calls ([rows, prompt width, decode steps] each: a call runs
-    until its longest sequence ends), the prompts prefilled for the
-    entropy, and the update batch: rows times ``num_iterations`` and their
-    padded prompt and completion widths (back-propagated unless the row's
-    ``skipped`` is :data:`ALL_EQUAL`)."""
-    rows = prompt = completion = 0
-    if batch is not None:
-        ro = batch.rollouts
-        rows = len(ro) * run.cfg.num_iterations
-        prompt, completion = ro.prompt_ids.shape[1], ro.completion_ids.shape[1]
-    return {"gen_calls": run.gen_calls, "entropy_rows": run.entropy_rows,
-            "update_rows": rows, "update_prompt_width": prompt,
-            "update_completion_width": completion}
 
 
 def evaluate_run(run: Run, step: int, last: dict) -> dict:
