@@ -158,6 +158,13 @@ class Selector:
         pass
 
 
+def check_at_least(kwargs: dict, name: str, low: int = 1) -> None:
+    """Raise ValueError where the rule argument ``name`` in ``kwargs`` is
+    below ``low`` (for a rule's ``check_args``)."""
+    if kwargs.get(name, low) < low:
+        raise ValueError(f"{name} must be >= {low}, got {kwargs[name]}")
+
+
 def feedback(selector: Selector, prompts: list[int], rewards: torch.Tensor,
              ctx: SelectContext) -> None:
     """Tell the run what a step's groups got: count each prompt's visit in

@@ -3,7 +3,7 @@ example, DAPO's dynamic sampling."""
 
 from __future__ import annotations
 
-from dopr_lite.select.base import Selector, Shape
+from dopr_lite.select.base import Selector, Shape, check_at_least
 
 class FullBatch(Selector):
     """Standard GRPO: every candidate gets G rollouts."""
@@ -29,8 +29,7 @@ class RandomOne(Selector):
     @classmethod
     def check_args(cls, **kwargs):
         super().check_args(**kwargs)
-        if kwargs.get("k", 1) < 1:
-            raise ValueError(f"k must be >= 1, got {kwargs['k']}")
+        check_at_least(kwargs, "k")
 
     @property
     def shape(self):
@@ -97,9 +96,7 @@ class DynamicSampling(FullBatch):
     @classmethod
     def check_args(cls, **kwargs):
         super().check_args(**kwargs)
-        if kwargs.get("max_draws", 1) < 1:
-            raise ValueError(f"max_draws must be >= 1, got "
-                             f"{kwargs['max_draws']}")
+        check_at_least(kwargs, "max_draws")
 
     @property
     def shape(self):

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from dopr_lite.bound import informative_prob
-from dopr_lite.select.base import SelectContext, Shape
+from dopr_lite.select.base import SelectContext, Shape, check_at_least
 from dopr_lite.select.posterior import (BayesianSelector,
                                         expected_informative_prob)
 
@@ -84,8 +84,7 @@ class PosteriorRule(BayesianSelector):
         if probe < 0 or top < 0:
             raise ValueError(f"probe and probe_top must be >= 0, got "
                              f"probe={probe}, probe_top={top}")
-        if kwargs.get("k", 1) < 1:
-            raise ValueError(f"k must be >= 1, got {kwargs['k']}")
+        check_at_least(kwargs, "k")
 
     @property
     def shape(self):
