@@ -35,7 +35,52 @@ import json
 import sys
 from pathlib import Path
 
-from dopr_lite.savings import goals, markdown, paired_with, read_mix, table
+from dopr_lite.curves import reached
+from dopr_lite.savings import (BENCHMARK_ROWS, benchmark_rows, markdown,
+                               paired_with, reach, read_mix, table, times)
+
+ROWS = Path(__file__).resolve().parent.parent / "dopr_lite" / "assets" \
+    / BENCHMARK_ROWS
+
+
+def goals(tables: dict, rule: str = "dopr") -> list[str]:
+    """The issue's goals for ``rule``, each met or not, with numbers."""
+    out = []
+    for mix, t in tables.items():
+        rows = {(r["B"], r["rule"]): r for r in t["rows"]}
+        Bs = sorted({B for B, lab in rows if lab == rule})
+        if 128 in Bs:
+            r = rows[(128, rule)]
+            same, strong = r["saving_vs_same_B"], r["saving_vs_strongest"]
+            out.append(
+                f"{mix}, B = 128: {rule} to the target: "
+                f"{reach(r['to_target'])}; {times(same)} fewer than full "
+                f"at 128 (goal >= 10x), {times(strong)} fewer than the "
+                f"strongest (goal >= 3x): "
+                + ("met" if same and strong and same >= 10 and strong >= 3
+                   else "not met"))
+        for B in Bs:
+            r = rows[(B, rule)]
+            for other in ("thompson", "random"):
+                o = rows.get((B, other))
+                if o is None:
+                    continue
+                mine, theirs = r["to_target"], o["to_target"]
+                fewer = reached(mine) and (not reached(theirs)
+                                           or mine <= theirs)
+                spread = r["final_sd"] <= 1.5 * o["final_sd"]
+                out.append(
+                    f"{mix}, B = {B}: to the target, {rule} "
+                    f"{reach(mine)} vs {other} {reach(theirs)}; final sd "
+                    f"{r['final_sd']:.3f} vs {o['final_sd']:.3f}: "
+                    + ("met" if fewer and spread else "not met"))
+            out.append(f"{mix}, B = {B}: {rule}'s worst dip "
+                       f"{100 * r['worst_dip']:.1f} pts, worst end below "
+                       f"peak {100 * r['worst_end_below_peak']:.1f} pts: "
+                       + ("met" if max(r["worst_dip"],
+                                       r["worst_end_below_peak"]) <= 0.10
+                          else "not met"))
+    return out
 
 
 def main(argv=None) -> int:
@@ -48,6 +93,9 @@ def main(argv=None) -> int:
     p.add_argument("--figure", default="",
                    help="also draw the rollouts to the target against B "
                    "(plots.plot_to_target) into this PNG")
+    p.add_argument("--rows", action="store_true",
+                   help="also ship the default mix's rows to the pre-flight "
+                   f"(dopr_lite/assets/{BENCHMARK_ROWS})")
     a = p.parse_args(argv)
     runs_by_mix = {}
     for spec in a.mix:
@@ -76,13 +124,16 @@ def main(argv=None) -> int:
         from dopr_lite.plots import plot_to_target
         plot_to_target(tables).savefig(a.figure, dpi=110,
                                        bbox_inches="tight")
+    command = " ".join(["python", "bench/saving.py",
+                        *(argv if argv is not None else sys.argv[1:])])
     if a.out:
         Path(a.out).write_text(json.dumps({
-            "command": " ".join(["python", "bench/saving.py",
-                                 *(argv if argv is not None
-                                   else sys.argv[1:])]),
-            "tables": tables, "paired_with_random": pairs, "goals": met},
-            indent=1))
+            "command": command, "tables": tables,
+            "paired_with_random": pairs, "goals": met}, indent=1))
+    if a.rows:
+        ROWS.write_text(json.dumps({"command": command, "rows":
+                                    benchmark_rows({"tables": tables})},
+                                   indent=1))
     return 0
 
 

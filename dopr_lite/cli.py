@@ -24,7 +24,7 @@ import torch
 from dopr_lite.compare import (FULL_STEPS, REFERENCE_FACTOR, benchmark,
                                format_table, full_batch_rule, parse_rules)
 from dopr_lite.config import PRESETS, DoprConfig, check_seed, field_types
-from dopr_lite.env import available_cores, project_root, runs_dir
+from dopr_lite.env import available_cores, runs_dir
 from dopr_lite.errors import USER_ERRORS, ConfigError
 from dopr_lite.evaluation import heldout_scores
 from dopr_lite.loop import train
@@ -34,7 +34,7 @@ from dopr_lite.policy import load_policy
 from dopr_lite.preflight import preflight
 from dopr_lite.ruletime import format_estimates
 from dopr_lite.runlog import summary_table
-from dopr_lite.savings import benchmark_steps
+from dopr_lite.savings import benchmark_steps, read_benchmark_rows
 from dopr_lite.select import SELECTORS
 from dopr_lite.steptime import CARDS, find_card
 from dopr_lite.tiny import BUILD_MINUTES, EMBEDDED, EMBEDDED_DIR, build
@@ -243,15 +243,14 @@ def gpu_card(name: str | None):
 
 def gpu_estimates(cfg, card) -> str:
     """The step-time model's estimates for ``card``: per step, and to a
-    target if the committed benchmark (``bench/results/dopr_v2.json``)
-    is there to say how many steps each rule needed on the embedded
-    task (an assumption about the user's pool, printed as one)."""
-    bench = project_root() / "bench" / "results" / "dopr_v2.json"
-    if not bench.is_file():
+    target with the steps each rule needed on the embedded task's
+    benchmark (``savings.read_benchmark_rows``, shipped with the package:
+    an assumption about the user's pool, printed as one)."""
+    rows = read_benchmark_rows()
+    if not rows:
         return (format_estimates(cfg, card) + "\n  per step only: no "
                 "benchmark to say how many steps a run needs")
-    steps = benchmark_steps(json.loads(bench.read_text()),
-                            cfg.prompts_per_step)
+    steps = benchmark_steps(rows, cfg.prompts_per_step)
     return (format_estimates(cfg, card, steps=steps) + "\n  steps to the "
             "target: what each rule needed on the embedded task's "
             "benchmark (bench/results/dopr_v2.json, default mix); your "

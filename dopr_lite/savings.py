@@ -19,8 +19,10 @@ From the eval curves that ``dopr-lite compare`` records (one or more
   (:func:`gpu_tables`, through :mod:`dopr_lite.ruletime`: estimates, not
   measurements).
 
-``bench/saving.py`` and ``bench/time_model.py`` print and save them;
-notebook 05 reads the committed results.
+``bench/saving.py`` and ``bench/time_model.py`` print and save them (with
+the goals of the issue they answer); notebook 05 reads the committed
+results; the pre-flight reads :func:`benchmark_rows`, shipped with the
+package.
 """
 
 from __future__ import annotations
@@ -195,46 +197,6 @@ def markdown(mix: str, t: dict) -> str:
     return "\n".join(lines)
 
 
-def goals(tables: dict, rule: str = "dopr") -> list[str]:
-    """The issue's goals for ``rule``, each met or not, with numbers."""
-    out = []
-    for mix, t in tables.items():
-        rows = {(r["B"], r["rule"]): r for r in t["rows"]}
-        Bs = sorted({B for B, lab in rows if lab == rule})
-        if 128 in Bs:
-            r = rows[(128, rule)]
-            same, strong = r["saving_vs_same_B"], r["saving_vs_strongest"]
-            out.append(
-                f"{mix}, B = 128: {rule} to the target: "
-                f"{reach(r['to_target'])}; {times(same)} fewer than full "
-                f"at 128 (goal >= 10x), {times(strong)} fewer than the "
-                f"strongest (goal >= 3x): "
-                + ("met" if same and strong and same >= 10 and strong >= 3
-                   else "not met"))
-        for B in Bs:
-            r = rows[(B, rule)]
-            for other in ("thompson", "random"):
-                o = rows.get((B, other))
-                if o is None:
-                    continue
-                mine, theirs = r["to_target"], o["to_target"]
-                fewer = is_reached(mine) and (not is_reached(theirs)
-                                              or mine <= theirs)
-                spread = r["final_sd"] <= 1.5 * o["final_sd"]
-                out.append(
-                    f"{mix}, B = {B}: to the target, {rule} "
-                    f"{reach(mine)} vs {other} {reach(theirs)}; final sd "
-                    f"{r['final_sd']:.3f} vs {o['final_sd']:.3f}: "
-                    + ("met" if fewer and spread else "not met"))
-            out.append(f"{mix}, B = {B}: {rule}'s worst dip "
-                       f"{100 * r['worst_dip']:.1f} pts, worst end below "
-                       f"peak {100 * r['worst_end_below_peak']:.1f} pts: "
-                       + ("met" if max(r["worst_dip"],
-                                       r["worst_end_below_peak"]) <= 0.10
-                          else "not met"))
-    return out
-
-
 # --- the same, in estimated GPU time ------------------------------------
 def gpu_row(row: dict, cards: list) -> dict:
     """One rule at one B (a ``bench/saving.py`` row): its rollouts to the
@@ -323,21 +285,40 @@ def gpu_table(mix: str, t: dict, cards: list) -> str:
     return "\n".join(lines)
 
 
-def benchmark_steps(record: dict, B: int, mix: str = "default") -> dict:
-    """rule -> steps its seed mean needed to the target in a
-    :mod:`bench/saving.py <dopr_lite.savings>` record, at the candidate
-    batch nearest ``B`` (in ratio), with each rule's typical rollouts a
-    step on a real model (:func:`ruletime.rule_workload`); nan where the
-    target was not reached.  What a run on another pool needs can differ:
-    the pre-flight prints it as an assumption."""
-    rows = record["tables"][mix]["rows"]
+BENCHMARK_ROWS = "benchmark_rows.json"  # in dopr_lite/assets: see below
+
+
+def benchmark_rows(record: dict, mix: str = "default") -> list[dict]:
+    """What the pre-flight needs of a ``bench/saving.py`` record: each
+    plain rule's batch size and rollouts to the target on ``mix``
+    (``bench/saving.py --rows`` ships them as package data, so an
+    installed package needs no checkout)."""
+    return [{"B": r["B"], "rule": r["rule"], "to_target": r["to_target"]}
+            for r in record["tables"][mix]["rows"]
+            if r["rule"] == r.get("selector", r["rule"])]
+
+
+def read_benchmark_rows() -> list[dict] | None:
+    """The shipped :func:`benchmark_rows` (None if the package has none)."""
+    path = Path(__file__).parent / "assets" / BENCHMARK_ROWS
+    return json.loads(path.read_text())["rows"] if path.is_file() else None
+
+
+def benchmark_steps(rows: list[dict], B: int) -> dict:
+    """rule -> steps its seed mean needed to the target in
+    :func:`benchmark_rows`, at the candidate batch nearest ``B`` (in
+    ratio), with each rule's typical rollouts a step on a real model
+    (:func:`ruletime.rule_workload`); NOT_REACHED where the target was
+    not reached.  What a run on another pool needs can differ: the
+    pre-flight prints it as an assumption."""
     sizes = sorted({r["B"] for r in rows})
     near = min(sizes, key=lambda b: abs(np.log(b / B)))
     cfg = DoprConfig.consumer_gpu(prompts_per_step=near)
     out = {}
     for r in rows:
-        if (r["B"] == near and r["rule"] == r.get("selector", r["rule"])
-                and make_selector(r["rule"]).shape.draws == 1):
+        if r["B"] == near and make_selector(r["rule"]).shape.draws == 1:
             w = ruletime.rule_workload(r["rule"], cfg)
-            out[r["rule"]] = r["to_target"] / sum(c.rows for c in w.calls)
+            to = r["to_target"] if is_reached(r["to_target"]) \
+                else NOT_REACHED
+            out[r["rule"]] = to / sum(c.rows for c in w.calls)
     return out

@@ -259,9 +259,27 @@ def test_savings_tables_in_estimated_gpu_time():
     assert seconds == min(r["cards"]["h100-sxm"]["seconds_to"]
                           for r in t["rows"] if r["rule"] == "full")
     assert "estimate" in savings.gpu_table("default", t, ["h100-sxm"])
-    steps = savings.benchmark_steps(record, 100)  # nearest B: 128
-    assert steps["full"] == pytest.approx(
+    steps = savings.benchmark_steps(savings.benchmark_rows(record), 100)
+    assert steps["full"] == pytest.approx(  # the nearest B: 128
         rows[(128, "full")]["to_target"] / (128 * 8))
+
+
+def test_the_preflights_shipped_rows_are_the_committed_benchmarks():
+    """The rows the pre-flight ships as package data are those of the
+    committed benchmark (rerun ``bench/saving.py ... --rows`` when it
+    changes)."""
+    from dopr_lite import savings
+    from dopr_lite.curves import reached
+
+    shipped = savings.read_benchmark_rows()
+    made = savings.benchmark_rows(savings.read(
+        BENCH / "results" / "dopr_v2.json"))
+    assert len(shipped) == len(made) > 0
+    for a, b in zip(shipped, made, strict=True):
+        assert (a["B"], a["rule"]) == (b["B"], b["rule"])
+        assert reached(a["to_target"]) == reached(b["to_target"])
+        if reached(a["to_target"]):
+            assert a["to_target"] == pytest.approx(b["to_target"])
 
 
 def test_gpu_time_dry_run_writes_its_json(tmp_path):
