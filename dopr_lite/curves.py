@@ -130,9 +130,12 @@ def interval(statistic, *samples, paired: bool = True, level: float = 0.95,
                         vectorized=False, confidence_level=level,
                         n_resamples=resamples, method="percentile",
                         rng=np.random.default_rng(seed))
-    ci = res.confidence_interval
-    return {"value": value, "low": float(ci.low), "high": float(ci.high),
-            "n": n}
+    low, high = res.confidence_interval
+    if not (low == low and high == high):  # some resamples undefined
+        dist = res.bootstrap_distribution  # (e.g. two medians not reached)
+        tail_ = 100 * (1 - level) / 2
+        low, high = np.nanpercentile(dist, [tail_, 100 - tail_])
+    return {"value": value, "low": float(low), "high": float(high), "n": n}
 
 
 def excludes_zero(iv: dict, at: float = 0.0) -> bool:

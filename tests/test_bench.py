@@ -163,3 +163,40 @@ def test_factorial_tunes_grows_the_grid_at_its_edge_and_resumes(
     monkeypatch.setattr(fx, "train_all", lambda tasks, **kw: trained.extend(
         tasks) or [])
     assert fx.tune(1, ["tune"]) == picks and trained == []
+
+
+def test_factorial_report_finds_what_synthetic_curves_hold(monkeypatch):
+    """The report on curves whose answers are known: a rule that climbs
+    faster than random-k on every seed is ahead, with a saving whose
+    interval lies above 1; GRPO's best tail is the ceiling."""
+    fx, fr = _load("factorial"), _load("factorial_report")
+    monkeypatch.setattr(fx, "REPORT_SEEDS", tuple(range(10)))
+
+    def curve(speed, top, seed):
+        xs = range(0, 1025, 64) if speed else range(0, 2049, 128)
+        return [{"rollouts": x, "step": i, "updates": i,
+                 "accuracy": 0.3 + (top - 0.3) * min(1.0, x / (
+                     speed or 900)) + 0.002 * ((seed * 7 + i) % 5 if i else 0)}
+                for i, x in enumerate(xs)]
+
+    runs = {}
+    for s in (*fx.DESIGN_SEEDS, *range(10)):
+        for name, speed, top in (("random-k1", 700, 0.76),
+                                 ("thompson-k1", 350 + 10 * (s % 3), 0.78)):
+            runs[("default", name, 1e-3, s)] = curve(speed, top, s)
+        runs[("default", "grpo-b8", 2e-3, s)] = curve(0, 0.8, s)
+    picks = {"picks": {"random-k1": 1e-3, "thompson-k1": 1e-3,
+                       "grpo-b8": 2e-3}, "shared": {}}
+    rep = fr.analyse(runs, picks)
+    pool = rep["pools"]["default"]
+    assert pool["base"] == 0.3 and pool["ceiling_by"] == "grpo-b8"
+    assert 0.8 <= pool["ceiling"] <= 0.81
+    vs = pool["vs_random"]["thompson-k1@tuned"]
+    assert vs["ahead"] and vs["area_diff"]["value"] > 0
+    for share in fr.SHARES:
+        sv = vs["saving"][share]
+        assert sv["clear"] and sv["low"] > 1.0, (share, sv)
+    c = pool["cells"]["random-k1@tuned"]["crossings"][0.95]
+    assert c["reached"] == 0  # 0.76 < 95% of the way to ~0.8
+    assert rep["q3"]["best_selection"] == "thompson-k1"
+    assert "thompson-k1@tuned" in fr.markdown(rep)
