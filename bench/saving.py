@@ -25,7 +25,9 @@ their numbers, and writes JSON with the command that made it.
         --mix hard=runs/bench/y.json --out bench/results/dopr_v2.json
 
 A (B, rule) pair found in two files of a mix is taken from the later one;
-``FILE:LABEL+LABEL`` takes only those labels from a file.
+``FILE:LABEL+LABEL`` takes only those labels from a file.  ``--rows-from
+bench/results/dopr_v2.json`` ships a record's default-mix rows to the
+pre-flight (``dopr_lite/assets/benchmark_rows.json``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from pathlib import Path
 
 from dopr_lite.curves import reached
 from dopr_lite.savings import (BENCHMARK_ROWS, benchmark_rows, markdown,
-                               paired_with, reach, read_mix, table, times)
+                               paired_with, reach, read, read_mix, table,
+                               times)
 
 ROWS = Path(__file__).resolve().parent.parent / "dopr_lite" / "assets" \
     / BENCHMARK_ROWS
@@ -86,17 +89,26 @@ def goals(tables: dict, rule: str = "dopr") -> list[str]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--mix", action="append", required=True,
-                   metavar="NAME=FILE[,FILE...]")
+    p.add_argument("--mix", action="append", metavar="NAME=FILE[,FILE...]")
     p.add_argument("--rule", default="dopr")
     p.add_argument("--out", default="")
     p.add_argument("--figure", default="",
                    help="also draw the rollouts to the target against B "
                    "(plots.plot_to_target) into this PNG")
-    p.add_argument("--rows", action="store_true",
-                   help="also ship the default mix's rows to the pre-flight "
-                   f"(dopr_lite/assets/{BENCHMARK_ROWS})")
+    p.add_argument("--rows-from", metavar="RECORD",
+                   help="only ship a saved record's default-mix rows to the "
+                   f"pre-flight (dopr_lite/assets/{BENCHMARK_ROWS})")
     a = p.parse_args(argv)
+    command = " ".join(["python", "bench/saving.py",
+                        *(argv if argv is not None else sys.argv[1:])])
+    if a.rows_from:
+        rows = benchmark_rows(read(a.rows_from))
+        ROWS.write_text(json.dumps({"command": command, "rows": rows},
+                                   indent=1))
+        print(f"wrote {len(rows)} rows to {ROWS}")
+        return 0
+    if not a.mix:
+        p.error("give --mix NAME=FILE[,FILE...] (or --rows-from RECORD)")
     runs_by_mix = {}
     for spec in a.mix:
         name, _, files = spec.partition("=")
@@ -124,16 +136,10 @@ def main(argv=None) -> int:
         from dopr_lite.plots import plot_to_target
         plot_to_target(tables).savefig(a.figure, dpi=110,
                                        bbox_inches="tight")
-    command = " ".join(["python", "bench/saving.py",
-                        *(argv if argv is not None else sys.argv[1:])])
     if a.out:
         Path(a.out).write_text(json.dumps({
             "command": command, "tables": tables,
             "paired_with_random": pairs, "goals": met}, indent=1))
-    if a.rows:
-        ROWS.write_text(json.dumps({"command": command, "rows":
-                                    benchmark_rows({"tables": tables})},
-                                   indent=1))
     return 0
 
 
