@@ -180,3 +180,31 @@ def test_parse_rules_doc_example_is_accepted():
     for spec in specs:
         (rule,) = parse_rules([spec])
         check_selector(rule.selector, rule.args)
+
+
+@pytest.mark.slow
+def test_every_cli_example_on_the_embedded_model_runs_its_first_step(
+        tmp_path):
+    """Each distinct rule setup of the examples on the embedded model
+    trains one step (a small held-out set; no other change), so the help
+    shows nothing that fails once it starts."""
+    from dataclasses import replace
+
+    from dopr_lite.loop import train
+
+    setups = {}
+    for text in cli_help().values():
+        for argv in example_lines(text):
+            cfgs = config_of(argv)
+            for cfg in cfgs if isinstance(cfgs, list) else [cfgs]:
+                if cfg.model.startswith("embedded"):
+                    setups.setdefault(json.dumps(
+                        [cfg.selector, cfg.selector_args, cfg.preflight,
+                         cfg.prompts_per_step], sort_keys=True), cfg)
+    assert len(setups) >= 7, list(setups)  # every rule of compare's help
+    for i, cfg in enumerate(setups.values()):
+        one = replace(cfg, max_steps=1, max_rollouts=0, n_test=4,
+                      eval_every=1, save_every=0, preflight="",
+                      out_dir=str(tmp_path / str(i)))
+        result = train(one, progress=False, log=lambda *a: None)
+        assert result.metrics and result.metrics[-1]["step"] == 1, cfg
