@@ -162,8 +162,11 @@ def recommend(numbers: dict, G: int) -> list[str]:
     else:
         lines.append(f"full-batch GRPO would spend {waste:.0%} of its "
                      "rollouts on all-equal groups: dynamic sampling "
-                     "(DAPO) discards them after paying for them; DoPR "
-                     "or Thompson spend most rollouts elsewhere")
+                     "(DAPO) discards them after paying for them; a rule "
+                     "that ranks prompts by their measured success rate "
+                     "(Thompson, DoPR) can avoid only the ones it has "
+                     "evidence on, and a one-prompt rule updates every G "
+                     "rollouts whatever the share")
     return lines
 
 
