@@ -165,10 +165,10 @@ def analyse(runs: dict, picks: dict) -> dict:
                    fx.DESIGN_SEEDS for k in runs):
             continue
         top, by = ceiling(runs, tuned, pool, seeds)
-        if by is None:
-            continue
         base = base_of(runs, pool)
-        targets = {s: base + s * (top - base) for s in SHARES}
+        # no GRPO ceiling yet (Q2 not run): areas only, no crossings
+        targets = ({s: base + s * (top - base) for s in SHARES}
+                   if by is not None else {})
         cells = {}
         for name, cfg in fx.CONFIGS.items():
             rates = {"tuned": tuned.get(name)}
@@ -228,26 +228,29 @@ def headline(out: dict, picks: dict, runs: dict) -> dict:
 def markdown(report: dict) -> str:
     lines = []
     for pool, p in report["pools"].items():
-        lines += [f"### {pool}: base {p['base']:.3f}, ceiling "
-                  f"{p['ceiling']:.3f} ({p['ceiling_by']}, last quarter of "
-                  "its budget); targets " + ", ".join(
-                      f"{s:.0%} {t:.3f}" for s, t in p["targets"].items()),
+        shares = list(p["targets"])
+        lines += [f"### {pool}: base {p['base']:.3f}, " + (
+                  f"ceiling {p['ceiling']:.3f} ({p['ceiling_by']}, last "
+                  "quarter of its budget); targets " + ", ".join(
+                      f"{s:.0%} {t:.3f}" for s, t in p["targets"].items())
+                  if shares else "no GRPO ceiling yet (Q2's reported runs "
+                  "have not run): areas only"),
                   "", "| configuration | rate | seeds | area to 1024 | "
-                  + " | ".join(f"median to {s:.0%} (reached)"
-                               for s in SHARES) + " |",
-                  "|---" * (4 + len(SHARES)) + "|"]
+                  + "".join(f"median to {s:.0%} (reached) | "
+                            for s in shares),
+                  "|---" * (4 + len(shares)) + "|"]
         for label, c in p["cells"].items():
             cross = [f"{fmt_iv(c['crossings'][s]['median'], '.0f')} "
                      f"({c['crossings'][s]['reached']}/{len(c['seeds'])})"
-                     for s in SHARES]
+                     for s in shares]
             lines.append(f"| {label} | {c['rate']:g} | {len(c['seeds'])} | "
-                         f"{fmt_iv(c['area_ci'])} | " + " | ".join(cross)
-                         + " |")
+                         f"{fmt_iv(c['area_ci'])} | "
+                         + "".join(f"{x} | " for x in cross))
         if p["vs_random"]:
             lines += ["", "| rule - random-k (paired) | seeds | area diff "
-                      "(pts) | " + " | ".join(f"saving to {s:.0%}"
-                                              for s in SHARES) + " |",
-                      "|---" * (3 + len(SHARES)) + "|"]
+                      "(pts) | " + "".join(f"saving to {s:.0%} | "
+                                           for s in shares),
+                      "|---" * (3 + len(shares)) + "|"]
             for label, v in p["vs_random"].items():
                 diff = v["area_diff"]
                 verdict = ("" if not v["ahead"] else " **ahead**"
@@ -255,8 +258,7 @@ def markdown(report: dict) -> str:
                 lines.append(
                     f"| {label} | {len(v['seeds'])} | "
                     f"{fmt_iv(diff, '+.1f', 100)}{verdict} | "
-                    + " | ".join(fmt_x(v["saving"][s]) for s in SHARES)
-                    + " |")
+                    + "".join(f"{fmt_x(v['saving'][s])} | " for s in shares))
         lines.append("")
     q3 = report["q3"]
     lines.append(f"Q3: best selection on the design seeds "
@@ -266,9 +268,9 @@ def markdown(report: dict) -> str:
         if key in q3:
             v = q3[key]
             lines.append(f"- {key}: area {fmt_iv(v['area_diff'], '+.1f', 100)}"
-                         " pts; saving " + ", ".join(
-                             f"{s:.0%} {fmt_x(v['saving'][s])}"
-                             for s in SHARES))
+                         " pts; saving " + (", ".join(
+                             f"{s:.0%} {fmt_x(x)}"
+                             for s, x in v["saving"].items()) or "-"))
     return "\n".join(lines)
 
 

@@ -342,45 +342,93 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
     table also lists the smallest B's full-batch GRPO as ``full@<B>``: is
     picking one prompt out of B better than GRPO on a smaller batch?
     ``jobs`` runs that many at once (:func:`train_all`).
+    Plans (:func:`plan_benchmark`), runs (:func:`run_benchmark`) and
+    records (:func:`benchmark_record`).
     """
     base = DoprConfig(**{"n_test": n_test, "eval_k": 0, "save_every": 0,
                          **(settings or {})})
     batches = list(batches or [base.prompts_per_step])
-    t0, out, sweep, plan = time.time(), {}, len(batches) > 1, {}
-    for B in batches:  # every run's config is checked before any run
+    budgets = {B: full_rollouts or full_steps * B * base.num_generations
+               for B in batches}
+    t0 = time.time()
+    plan = plan_benchmark(base, budgets, seeds, rules, one_rollouts)
+    out = run_benchmark(plan, seeds, out_dir, sweep=len(batches) > 1,
+                        resume=resume, jobs=jobs, log=log)
+    record = benchmark_record(out, plan, base, seeds, batches, budgets,
+                              one_rollouts, command, time.time() - t0)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    Path(out_dir, "compare.json").write_text(json.dumps(record, indent=1))
+    return out
+
+
+def plan_benchmark(base: DoprConfig, budgets: dict[int, int], seeds, rules,
+                   one_rollouts: int) -> dict[int, tuple[DoprConfig,
+                                                         list[Rule]]]:
+    """Each candidate batch size B's ``(config, rules)``: ``base`` at B,
+    and ``rules`` (specs for :func:`parse_rules`; none: the default rules)
+    with ``budgets[B]`` rollouts for full-batch rules, ``one_rollouts``
+    for one-prompt ones.  Every run's config (each rule with each seed) is
+    checked here, before any run starts; a ConfigError names the rule."""
+    plan = {}
+    for B, full in budgets.items():
         at_b = replace(base, prompts_per_step=B)
-        full = full_rollouts or full_steps * B * base.num_generations
         chosen = (parse_rules(rules, full, one_rollouts, B) if rules
                   else default_rules(full, one_rollouts, prompts_per_step=B))
         for rule in chosen:
-            try:
-                cfg = rule.config(at_b)
-                for seed in seeds:
-                    replace(cfg, seed=seed)
-            except ConfigError as err:
-                raise ConfigError(f"rule {rule.label!r} with {B} candidates "
-                                  f"a step: {err}") from err
-            if not (cfg.max_rollouts or cfg.max_steps):
-                raise ConfigError(f"rule {rule.label!r} has no budget (0 "
-                                  "rollouts); give its rules > 0 rollouts")
+            _check_rule(rule, at_b, seeds, B)
         plan[B] = at_b, chosen
-    rule_sets = {B: [vars(r) for r in chosen]
-                 for B, (_, chosen) in plan.items()}
+    return plan
+
+
+def _check_rule(rule: Rule, at_b: DoprConfig, seeds, B: int) -> None:
+    """Raise ConfigError if ``rule`` cannot run at ``B`` with a seed of
+    ``seeds``, or has no budget."""
+    try:
+        cfg = rule.config(at_b)
+        for seed in seeds:
+            replace(cfg, seed=seed)
+    except ConfigError as err:
+        raise ConfigError(f"rule {rule.label!r} with {B} candidates "
+                          f"a step: {err}") from err
+    if not (cfg.max_rollouts or cfg.max_steps):
+        raise ConfigError(f"rule {rule.label!r} has no budget (0 "
+                          "rollouts); give its rules > 0 rollouts")
+
+
+def run_benchmark(plan: dict, seeds, out_dir, *, sweep: bool,
+                  resume: bool = False, jobs: int = 1,
+                  log=print) -> dict[int, tuple[dict, list[dict]]]:
+    """Train every run of :func:`plan_benchmark`'s ``plan`` (in
+    ``<out_dir>/B<B>/`` when ``sweep``) and return ``{B: (results,
+    rows)}``: each rule's runs and, where the rules hold ``full``, the
+    :func:`comparison` table.  A larger B's results also hold the first
+    B's full-batch runs as ``full@<B>``."""
     # every run of every B in one pool: long full-batch runs beside short
     # one-prompt ones keep all the workers busy to the end
     tasks = [task for B, (at_b, chosen) in plan.items()
              for task in rule_tasks(chosen, seeds, at_b, Path(out_dir) / (
                  f"B{B}" if sweep else ""))]
     done = iter(train_all(tasks, resume=resume, log=log, jobs=jobs))
+    out, small = {}, next(iter(plan))
     for B, (_, chosen) in plan.items():
         results = {rule.label: [next(done) for _ in seeds]
                    for rule in chosen}
-        small = batches[0]
         if B != small and "full" in out[small][0]:
             results[f"full@{small}"] = out[small][0]["full"]
         out[B] = (results, comparison(results) if "full" in results
                   else [])
-    record = {"command": command, "seconds": time.time() - t0,
+    return out
+
+
+def benchmark_record(out: dict, plan: dict, base: DoprConfig, seeds,
+                     batches: list[int], budgets: dict[int, int],
+                     one_rollouts: int, command: str,
+                     seconds: float) -> dict:
+    """What ``compare.json`` holds: the settings, versions, rules and
+    budgets, the first B's table and curves, and with several B each B's
+    (``tables``, ``sweep_curves``); ``out`` is :func:`run_benchmark`'s."""
+    first, sweep = out[batches[0]], len(batches) > 1
+    record = {"command": command, "seconds": seconds,
               # the runs' own time, summed over resumes (a resumed sweep's
               # "seconds" counts only the runs it trained this time)
               "run_seconds": sum(r.seconds for res, _ in out.values()
@@ -388,20 +436,20 @@ def benchmark(seeds=(0, 1, 2), full_rollouts: int | None = None,
                                  if "@" not in label for r in runs),
               "versions": versions(), "config": base.to_dict(),
               "seeds": list(seeds), "batches": batches,
-              "full_rollouts": {B: full_rollouts or full_steps * B
-                                * base.num_generations for B in batches},
-              "one_rollouts": one_rollouts, "rules": rule_sets,
-              "table": out[batches[0]][1],
-              "curves": {label: [r.evals for r in runs] for label, runs
-                         in out[batches[0]][0].items()}}
+              "full_rollouts": budgets, "one_rollouts": one_rollouts,
+              "rules": {B: [vars(r) for r in chosen]
+                        for B, (_, chosen) in plan.items()},
+              "table": first[1], "curves": _curves(first[0])}
     if sweep:
         record["tables"] = {B: rows for B, (_, rows) in out.items()}
-        record["sweep_curves"] = {
-            B: {label: [r.evals for r in runs] for label, runs in res.items()}
-            for B, (res, _) in out.items()}
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    Path(out_dir, "compare.json").write_text(json.dumps(record, indent=1))
-    return out
+        record["sweep_curves"] = {B: _curves(res)
+                                  for B, (res, _) in out.items()}
+    return record
+
+
+def _curves(results: dict) -> dict:
+    """Each label's eval rows, one list a run."""
+    return {label: [r.evals for r in runs] for label, runs in results.items()}
 
 
 def read_benchmark(path) -> dict:

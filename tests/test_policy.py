@@ -8,12 +8,47 @@ from dopr_lite.policy import (load_policy, pick_device, reference_mode,
                               resolve_source)
 
 
-def test_pick_device_auto_and_refusal():
+def _has_mps():
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def test_pick_device_auto_on_this_machine():
+    """What torch reports here decides "auto": cuda, else mps, else cpu."""
+    expected = ("cuda" if torch.cuda.is_available()
+                else "mps" if _has_mps() else "cpu")
+    assert pick_device("auto").type == expected
     assert pick_device("cpu").type == "cpu"
-    assert pick_device("auto").type in ("cpu", "cuda", "mps")
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match="CUDA is not available"):
-            pick_device("cuda")
+
+
+@pytest.mark.parametrize(("cuda", "mps", "expected"), [
+    (True, True, "cuda"), (True, False, "cuda"),
+    (False, True, "mps"), (False, False, "cpu")])
+def test_pick_device_auto_order(monkeypatch, cuda, mps, expected):
+    """Each branch of cuda > mps > cpu, with torch's answers faked."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device("auto").type == expected
+
+
+@pytest.mark.parametrize(("device", "fake", "message"), [
+    ("cuda", "cuda", "CUDA is not available"),
+    ("mps", "mps", "MPS is not available")])
+def test_pick_device_refuses_a_missing_device(monkeypatch, device, fake,
+                                              message):
+    """An explicit request for a device torch says is missing is refused,
+    never replaced by another."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=message):
+        pick_device(device)
+    assert pick_device("cpu").type == "cpu"
+
+
+def test_pick_device_honours_an_available_request(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("cuda").type == "cuda"
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
 
 
 def test_offline_hub_id_fails_fast_with_clear_message(monkeypatch,

@@ -425,16 +425,62 @@ def test_dopr_entropy_orders_only_equal_scores_and_is_measured_for_them():
     assert asked == [] and len(picks) > 1
 
 
-def _exhaustive_pick(sel, cands, ctx):
-    """The rule's order with every candidate's entropy measured."""
-    terms = sel.scores(cands, ctx)
-    rng = ctx.rng("dopr")
-    coin = [rng.random() for _ in cands]
-    h = (ctx.entropy(cands).tolist() if ctx.entropy is not None
-         else [0.0] * len(cands))
-    key = sorted(range(len(cands)), key=lambda j: (
-        -float(terms["score"][j]), -h[j], coin[j]))
-    return [cands[key[0]]]
+def _exhaustive_pick(sel, cands, ctx, ent):
+    """The pick with every candidate's entropy ``ent`` known: the highest
+    score, equal scores won by the higher entropy (``ent``'s values are
+    distinct, so no coin is ever needed)."""
+    score = sel.scores(cands, ctx)["score"].tolist()
+    top = [c for c, s in zip(cands, score, strict=True) if s == max(score)]
+    return [max(top, key=lambda c: float(ent[c]))]
+
+
+def test_dopr_coin_breaks_equal_scores_uniformly_and_reproducibly():
+    """entropy=False: among equal scores a coin that depends on (seed,
+    step) only; a lower score never wins, whatever the coin."""
+    flat, h = DoPR(score="ucb", probe=0, entropy=False), PromptHistory()
+    for step in range(3):
+        _feed(flat, h, 0, 8, step)  # solved: below the unseen 5-8
+    cands, steps = [0, 5, 6, 7, 8], range(3, 13)
+    for step in steps:
+        terms = flat.scores(cands, _ctx(step, h))["score"].tolist()
+        assert terms[0] < min(terms[1:]) and len(set(terms[1:])) == 1
+
+    def pick(seed, step, rule=flat):
+        return rule.select(cands, _ctx(step, h, seed=seed))[0]
+
+    picks = {(seed, step): pick(seed, step) for seed in range(100)
+             for step in steps}
+    counts = [list(picks.values()).count(c) for c in cands]
+    # 1000 fair draws among 4: 250 each, standard deviation 13.7
+    assert counts[0] == 0 and all(abs(n - 250) < 60 for n in counts[1:])
+    again = DoPR(score="ucb", probe=0, entropy=False)
+    again.load_state_dict(json.loads(json.dumps(flat.state_dict())))
+    assert all(pick(seed, step, again) == p
+               for (seed, step), p in picks.items())
+    assert len({picks[0, step] for step in steps}) > 1
+    assert len({picks[seed, 3] for seed in range(10)}) > 1
+
+
+def test_dopr_a_strictly_higher_score_always_wins():
+    cands = [0, 1, 2, 9]
+    for score in ("ucb", "sample"):
+        sel, h = DoPR(score=score, probe=0, entropy=False), PromptHistory()
+        for step in range(3):
+            _feed(sel, h, 0, 8, step)
+            _feed(sel, h, 1, 0, step)
+            _feed(sel, h, 2, 4, step)
+        strict = 0
+        for seed in range(5):
+            for step in range(3, 43):
+                ctx = _ctx(step, h, seed=seed)
+                # a sampled score is drawn per (seed, step): read it first
+                terms = sel.scores(cands, ctx)["score"].tolist()
+                top = [c for c, t in zip(cands, terms, strict=True)
+                       if t == max(terms)]
+                picked = sel.select(cands, ctx)
+                assert picked == top if len(top) == 1 else picked[0] in top
+                strict += len(top) == 1
+        assert strict > 100, score  # of 200 (seed, step)s
 
 
 def test_dopr_picks_equal_the_exhaustive_rule_on_a_seeded_run():
@@ -443,6 +489,7 @@ def test_dopr_picks_equal_the_exhaustive_rule_on_a_seeded_run():
     gen = torch.Generator().manual_seed(3)
     rate = torch.rand(64, generator=gen)  # each prompt's success rate
     ent = torch.rand(64, generator=gen) * 2
+    assert len(set(ent.tolist())) == 64
     measured = []
 
     def entropy(indices):
@@ -457,7 +504,7 @@ def test_dopr_picks_equal_the_exhaustive_rule_on_a_seeded_run():
     for step in range(40):
         ctx = _ctx(step, h, entropy=entropy)
         cands = candidate_batch(step, 64, 16, seed=0)
-        want = _exhaustive_pick(sel, list(dict.fromkeys(cands)), ctx)
+        want = _exhaustive_pick(sel, list(dict.fromkeys(cands)), ctx, ent)
         assert sel.select(cands, ctx) == want
         probes, n = sel.probes_ahead(candidate_batch(step + 1, 64, 16, 0),
                                      ctx)
