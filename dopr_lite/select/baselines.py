@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dopr_lite.select.base import Selector, Shape, check_at_least
 
+
 class FullBatch(Selector):
     """Standard GRPO: every candidate gets G rollouts."""
 

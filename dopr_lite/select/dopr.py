@@ -14,6 +14,7 @@ from dopr_lite.select.base import SelectContext, Shape, check_at_least
 from dopr_lite.select.posterior import (BayesianSelector,
                                         expected_informative_prob)
 
+
 class EntropyCache:
     """The policy's first-token entropies, each prompt measured at most once
     per step (``values``, for ``step``).  Measured ahead with a step's

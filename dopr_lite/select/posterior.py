@@ -8,6 +8,7 @@ import torch
 
 from dopr_lite.select.base import Selector, Shape
 
+
 def beta_moment(alpha, beta, G: int) -> torch.Tensor:
     """E[p^G] for p ~ Beta(alpha, beta): the chance that G independent
     rewards are all 1 when the success rate p is only known through a
