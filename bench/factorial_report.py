@@ -225,6 +225,30 @@ def headline(out: dict, picks: dict, runs: dict) -> dict:
     return rows
 
 
+def tuning(picks: dict) -> str:
+    """The grid: each configuration's criterion (mean area over its
+    budget, design seeds) at each rate, the pick, and its margin over the
+    runner-up (below the seeds' noise, a pick is a coin)."""
+    scores = picks.get("scores", {})
+    rates = sorted({float(r) for t in scores.values() for r in t})
+    lines = ["| configuration | " + " | ".join(f"{r:g}" for r in rates)
+             + " | pick | margin (pts) |", "|---" * (3 + len(rates)) + "|"]
+    for name, t in scores.items():
+        t = {float(r): v for r, v in t.items()}
+        best = max(t, key=t.get)
+        rest = sorted(t.values(), reverse=True)
+        margin = 100 * (rest[0] - rest[1]) if len(rest) > 1 else float("nan")
+        lines.append(f"| {name} | " + " | ".join(
+            f"**{t[r]:.3f}**" if r == best else
+            (f"{t[r]:.3f}" if r in t else "") for r in rates)
+            + f" | {best:g} | {margin:.1f} |")
+    shared = picks.get("shared", {})
+    if shared:
+        lines.append("\nshared rates (Q1): " + ", ".join(
+            f"{k}: {v:g}" for k, v in shared.items()))
+    return "\n".join(lines)
+
+
 def markdown(report: dict) -> str:
     lines = []
     for pool, p in report["pools"].items():
@@ -325,6 +349,7 @@ def main(argv=None) -> int:
     report = analyse(runs, picks)
     print(f"stages found: {', '.join(found)}; missing: "
           f"{', '.join(s for s in STAGES if s not in found) or 'none'}\n")
+    print("the tuning (bench/factorial.py tune):\n" + tuning(picks) + "\n")
     print(markdown(report))
     if a.figure:
         figure(report, a.figure)
