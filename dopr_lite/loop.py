@@ -320,6 +320,33 @@ def checkpoint(run: Run, step: int, seconds: float) -> None:
                     {"step": step, "elapsed": seconds, **run.state_dict()})
 
 
+def open_run(cfg: DoprConfig, *, resume: bool, log=print,
+             **given) -> tuple[Run, RunLog, int, float]:
+    """The run in ``cfg.out_dir``, ready for its next step: built
+    (:meth:`Run.start` with ``given``), resumed from its last checkpoint
+    unless ``resume=False`` (then the old run's checkpoints go), its config
+    saved and its logs opened at that step.  Returns (run, logs, step,
+    seconds trained so far)."""
+    if not (cfg.max_steps or cfg.max_rollouts):
+        raise ConfigError("set a budget: config field 'max_steps' or "
+                          "'max_rollouts' must be > 0")
+    out = Path(cfg.out_dir)
+    if resume:
+        check_resumable(out, cfg.to_dict())
+    run = Run.start(cfg, log=log, **given)
+    state = restore(out, run.policy, run.optimizer, log) if resume else None
+    if not resume:  # starting over: the replaced run's checkpoints go
+        discard(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.json")
+    step, elapsed = (state["step"], state["elapsed"]) if state else (0, 0.0)
+    if state:
+        run.load_state_dict(state)
+        log(f"resumed from {state['path']} (step {step}, "
+            f"{run.counter.cost} rollouts)")
+    return run, RunLog(out, step, fresh=state is None, log=log), step, elapsed
+
+
 def train(cfg: DoprConfig, *, policy: Policy | None = None,
           data: PromptData | None = None, reward_fn=None,
           selector: Selector | None = None, resume: bool = True,
@@ -334,30 +361,14 @@ def train(cfg: DoprConfig, *, policy: Policy | None = None,
     batch's rewards across rollouts before the update (a control that
     should learn nothing).
     """
-    if not (cfg.max_steps or cfg.max_rollouts):
-        raise ConfigError("set a budget: config field 'max_steps' or "
-                          "'max_rollouts' must be > 0")
     t_start, out = time.time(), Path(cfg.out_dir)
-    if resume:
-        check_resumable(out, cfg.to_dict())
-    run = Run.start(cfg, policy=policy, data=data, reward_fn=reward_fn,
-                    selector=selector, shuffle_rewards=shuffle_rewards,
-                    log=log)
-    state = restore(out, run.policy, run.optimizer, log) if resume else None
-    if not resume:  # starting over: the replaced run's checkpoints go
-        discard(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.json")
-    step, elapsed = (state["step"], state["elapsed"]) if state else (0, 0.0)
-    if state:
-        run.load_state_dict(state)
-        log(f"resumed from {state['path']} (step {step}, "
-            f"{run.counter.cost} rollouts)")
+    run, logs, step, elapsed = open_run(
+        cfg, resume=resume, log=log, policy=policy, data=data,
+        reward_fn=reward_fn, selector=selector,
+        shuffle_rewards=shuffle_rewards)
     t_origin = t_start - elapsed  # a run's time adds up over resumes
-    logs = RunLog(out, step, fresh=state is None, log=log)
-    finished = (state and not budget_left(cfg, step, run.counter)
-                and logs.evals and logs.evals[-1]["step"] == step)
-    if finished:  # its final evaluation is logged: nothing left to do
+    if step and not budget_left(cfg, step, run.counter) and logs.evals \
+            and logs.evals[-1]["step"] == step:  # finished and evaluated
         log(f"{out}: this run is finished ({step} steps, {run.counter.cost} "
             "rollouts); its result follows (--fresh starts it over)")
         return RunResult(out, logs.metrics, logs.evals, run.counter,
