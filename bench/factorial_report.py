@@ -12,7 +12,9 @@ batch size, Q3 the headline, the pools' check) with 95% bootstrap
 intervals over seeds (``dopr_lite.curves.interval``), and writes JSON with
 every number and the command.  A stage that has not run yet is left out,
 and says so; a cell with fewer seeds than the protocol's says how many it
-has.  Q4 (GPU time) is not computed here yet.
+has.  Q4 (GPU time) is the step-time model's estimate (consumer_gpu
+preset, three cards), a band over its host overhead per layer and two
+crossing statistics: an estimate, not a measurement.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +140,54 @@ def paired(a: dict, b: dict) -> dict:
     return out
 
 
+OVERHEADS = (0.1e-3, 1.0e-3)  # host seconds per layer per forward (Q4)
+GPU_CARDS = ("rtx3060", "rtx4090", "h100-sxm")
+
+
+def gpu_seconds(name: str, card: str, overhead: float) -> tuple:
+    """(seconds, rows) of a typical step of configuration ``name`` on
+    ``card`` with the consumer_gpu preset's model at the configuration's
+    batch, at ``overhead`` host seconds per layer (the step-time model)."""
+    from dopr_lite.config import DoprConfig
+    from dopr_lite.ruletime import PUBLISHED, gpu_estimate
+    from dopr_lite.steptime import CARDS
+
+    c = fx.CONFIGS[name]
+    e = gpu_estimate(c.selector, CARDS[card],
+                     DoprConfig.consumer_gpu(prompts_per_step=c.batch),
+                     replace(PUBLISHED, layer_overhead_s=overhead),
+                     selector_args=c.args)
+    return e["total"], e["rows"]
+
+
+def gpu_time(cells: dict, a: str, b: str) -> dict:
+    """Q4: ``b``'s estimated GPU time to each target over ``a``'s, per
+    card, as a band over the host overhead per layer (:data:`OVERHEADS`)
+    and two crossing statistics (the per-seed median; the mean of the
+    seeds that reach it).  Estimates from the step-time model, not
+    measurements."""
+    out = {}
+    for share in cells[a]["crossings"]:
+        for card in GPU_CARDS:
+            ratios = []
+            for overhead in OVERHEADS:
+                for stat in ("median", "mean reached"):
+                    t = []
+                    for name in (a, b):
+                        x = np.array(cells[name]["crossings"][share]
+                                     ["by_seed"], dtype=float)
+                        rollouts = (np.median(x) if stat == "median" else
+                                    x[np.isfinite(x)].mean()
+                                    if np.isfinite(x).any() else np.inf)
+                        sec, rows = gpu_seconds(cells[name]["config"], card,
+                                                overhead)
+                        t.append(rollouts / rows * sec)
+                    ratios.append(t[1] / t[0] if reached(t[0]) else 0.0)
+            out.setdefault(str(share), {})[card] = {
+                "low": float(min(ratios)), "high": float(max(ratios))}
+    return out
+
+
 def fmt_iv(iv: dict, spec: str = ".3f", scale: float = 1.0) -> str:
     def f(x):
         return fmt_reach(None if x is None else x * scale, spec, "-")
@@ -219,6 +270,10 @@ def headline(out: dict, picks: dict, runs: dict) -> dict:
         a, b = f"{sel}@tuned", f"{rows[against]}@tuned"
         if a in cells and b in cells:
             rows[f"vs_{against}"] = paired(cells[a], cells[b])
+    for against in ("best_grpo", "best_grpo_b8"):
+        a, b = f"{sel}@tuned", f"{rows[against]}@tuned"
+        if a in cells and b in cells and cells[a]["crossings"]:
+            rows[f"gpu_vs_{against}"] = gpu_time(cells, a, b)
     if f"{sel}@tuned" in cells and "random-k1@tuned" in cells:
         rows["vs_random_k1"] = paired(cells[f"{sel}@tuned"],
                                       cells["random-k1@tuned"])
@@ -295,6 +350,13 @@ def markdown(report: dict) -> str:
                          " pts; saving " + (", ".join(
                              f"{s:.0%} {fmt_x(x)}"
                              for s, x in v["saving"].items()) or "-"))
+    for key in ("gpu_vs_best_grpo", "gpu_vs_best_grpo_b8"):
+        for share, by_card in q3.get(key, {}).items():
+            lines.append(f"- Q4 {key} to {float(share):.0%} (estimated "
+                         "GPU-time saving, band over host overhead "
+                         "0.1-1.0 ms/layer and median / mean crossing): "
+                         + ", ".join(f"{c} {v['low']:.2f}-{v['high']:.2f}x"
+                                     for c, v in by_card.items()))
     return "\n".join(lines)
 
 

@@ -200,3 +200,7 @@ def test_factorial_report_finds_what_synthetic_curves_hold(monkeypatch):
     assert c["reached"] == 0  # 0.76 < 95% of the way to ~0.8
     assert rep["q3"]["best_selection"] == "thompson-k1"
     assert "thompson-k1@tuned" in fr.markdown(rep)
+    # Q4: GPU time, a band over the step-time model's uncertain constants
+    band = rep["q3"]["gpu_vs_best_grpo"]["0.85"]["rtx4090"]
+    assert 0 < band["low"] <= band["high"]
+    assert "Q4 gpu_vs_best_grpo" in fr.markdown(rep)
