@@ -119,11 +119,16 @@ class Selector:
     def shape(self) -> Shape:
         return Shape(picks=None)
 
+    COUNTS: tuple = ()  # integer arguments that must be >= 1
+
     @classmethod
     def check_args(cls, **kwargs) -> None:
         """Raise TypeError/ValueError where ``cls(**kwargs)`` would be
         refused, without building anything (config validation uses it)."""
         inspect.signature(cls).bind(**kwargs)
+        for name in cls.COUNTS:
+            if kwargs.get(name, 1) < 1:
+                raise ValueError(f"{name} must be >= 1, got {kwargs[name]}")
 
     def select(self, candidates: list[int], ctx: SelectContext) -> list[int]:
         raise NotImplementedError
@@ -156,13 +161,6 @@ class Selector:
 
     def load_state_dict(self, state: dict) -> None:
         pass
-
-
-def check_at_least(kwargs: dict, name: str, low: int = 1) -> None:
-    """Raise ValueError where the rule argument ``name`` in ``kwargs`` is
-    below ``low`` (for a rule's ``check_args``)."""
-    if kwargs.get(name, low) < low:
-        raise ValueError(f"{name} must be >= {low}, got {kwargs[name]}")
 
 
 def feedback(selector: Selector, prompts: list[int], rewards: torch.Tensor,

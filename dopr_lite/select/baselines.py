@@ -3,7 +3,7 @@ example, DAPO's dynamic sampling."""
 
 from __future__ import annotations
 
-from dopr_lite.select.base import Selector, Shape, check_at_least
+from dopr_lite.select.base import Selector, Shape
 
 
 class FullBatch(Selector):
@@ -22,15 +22,11 @@ class RandomOne(Selector):
     the control for a rule that picks ``k``."""
 
     name = "random"
+    COUNTS = ("k",)
 
     def __init__(self, k: int = 1):
         self.check_args(k=k)
         self.k = k
-
-    @classmethod
-    def check_args(cls, **kwargs):
-        super().check_args(**kwargs)
-        check_at_least(kwargs, "k")
 
     @property
     def shape(self):
@@ -89,15 +85,11 @@ class DynamicSampling(FullBatch):
     counts as cost."""
 
     name = "dynamic"
+    COUNTS = ("max_draws",)
 
     def __init__(self, max_draws: int = 3):
         self.check_args(max_draws=max_draws)
         self.max_draws = max_draws
-
-    @classmethod
-    def check_args(cls, **kwargs):
-        super().check_args(**kwargs)
-        check_at_least(kwargs, "max_draws")
 
     @property
     def shape(self):

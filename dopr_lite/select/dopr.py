@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from dopr_lite.bound import informative_prob
-from dopr_lite.select.base import SelectContext, Shape, check_at_least
+from dopr_lite.select.base import SelectContext, Shape
 from dopr_lite.select.posterior import (BayesianSelector,
                                         expected_informative_prob)
 
@@ -67,6 +67,7 @@ class PosteriorRule(BayesianSelector):
     """
 
     PROBE_FREE = {"probe": 0}  # the arguments that spend no probe rollouts
+    COUNTS = ("k",)
 
     def __init__(self, gamma: float = 0.9, prior_n: float = 2.0,
                  k: int = 1, probe: int = 1, probe_top: int = 2,
@@ -85,7 +86,6 @@ class PosteriorRule(BayesianSelector):
         if probe < 0 or top < 0:
             raise ValueError(f"probe and probe_top must be >= 0, got "
                              f"probe={probe}, probe_top={top}")
-        check_at_least(kwargs, "k")
 
     @property
     def shape(self):

@@ -133,6 +133,7 @@ class Thompson(BayesianSelector):
     success rate for a group-relative advantage)."""
 
     name = "thompson"
+    COUNTS = ("k",)
 
     def __init__(self, k: int = 1, target: float = 0.5, gamma: float = 0.9,
                  alpha0: float = 1.0, beta0: float = 1.0):
