@@ -124,8 +124,17 @@ class Selector:
     @classmethod
     def check_args(cls, **kwargs) -> None:
         """Raise TypeError/ValueError where ``cls(**kwargs)`` would be
-        refused, without building anything (config validation uses it)."""
+        refused, without building anything (config validation uses it):
+        the arguments must fit the rule's signature and
+        :meth:`check_values`."""
         inspect.signature(cls).bind(**kwargs)
+        cls.check_values(**kwargs)
+
+    @classmethod
+    def check_values(cls, **kwargs) -> None:
+        """Raise ValueError for an argument value the rule refuses (its
+        ``__init__`` calls this, so a subclass with a signature of its own
+        still builds)."""
         for name in cls.COUNTS:
             if kwargs.get(name, 1) < 1:
                 raise ValueError(f"{name} must be >= 1, got {kwargs[name]}")

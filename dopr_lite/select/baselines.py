@@ -25,7 +25,7 @@ class RandomOne(Selector):
     COUNTS = ("k",)
 
     def __init__(self, k: int = 1):
-        self.check_args(k=k)
+        self.check_values(k=k)
         self.k = k
 
     @property
@@ -88,7 +88,7 @@ class DynamicSampling(FullBatch):
     COUNTS = ("max_draws",)
 
     def __init__(self, max_draws: int = 3):
-        self.check_args(max_draws=max_draws)
+        self.check_values(max_draws=max_draws)
         self.max_draws = max_draws
 
     @property

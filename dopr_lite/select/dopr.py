@@ -72,7 +72,7 @@ class PosteriorRule(BayesianSelector):
     def __init__(self, gamma: float = 0.9, prior_n: float = 2.0,
                  k: int = 1, probe: int = 1, probe_top: int = 2,
                  ahead: bool = True):
-        self.check_args(probe=probe, probe_top=probe_top, k=k)
+        self.check_values(probe=probe, probe_top=probe_top, k=k)
         super().__init__(gamma)
         self.prior_n, self.k = prior_n, k
         self.probe, self.probe_top, self.ahead = probe, probe_top, ahead
@@ -80,8 +80,8 @@ class PosteriorRule(BayesianSelector):
         self.last_scores: dict = {}  # term -> list, for plots and tests
 
     @classmethod
-    def check_args(cls, **kwargs):
-        super().check_args(**kwargs)
+    def check_values(cls, **kwargs):
+        super().check_values(**kwargs)
         probe, top = kwargs.get("probe", 1), kwargs.get("probe_top", 2)
         if probe < 0 or top < 0:
             raise ValueError(f"probe and probe_top must be >= 0, got "
@@ -390,7 +390,7 @@ class DoPR(PosteriorRule):
     def __init__(self, score: str = "sample", entropy: bool = True,
                  gamma: float = 0.9, prior_n: float = 2.0, k: int = 1,
                  probe: int = 1, probe_top: int = 2, ahead: bool = True):
-        self.check_args(score=score, probe=probe, probe_top=probe_top, k=k)
+        self.check_values(score=score, probe=probe, probe_top=probe_top, k=k)
         super().__init__(gamma, prior_n, k, probe, probe_top, ahead)
         self.score, self.entropy = score, entropy
 
@@ -398,8 +398,8 @@ class DoPR(PosteriorRule):
         return self.entropy and self.score == "ucb"
 
     @classmethod
-    def check_args(cls, **kwargs):
-        super().check_args(**kwargs)
+    def check_values(cls, **kwargs):
+        super().check_values(**kwargs)
         if kwargs.get("score", "sample") not in ("ucb", "sample"):
             raise ValueError(f"score must be 'ucb' or 'sample', got "
                              f"{kwargs['score']!r}")
