@@ -141,8 +141,9 @@ def record(stage: str, runs: dict, argv, **extra) -> dict:
               for r in old.get("runs", [])}
     merged.update(runs)
     command = "python bench/factorial.py " + " ".join(argv)
-    body = {"commands": list(dict.fromkeys([*old.get("commands", []),
-                                            command])),
+    commands = list(dict.fromkeys([*old.get("commands", []), command]))
+    body = {"command": " && ".join(commands),  # what regenerates it
+            "commands": commands,
             "versions": versions(), "protocol": protocol(), **extra,
             "runs": [{"pool": p, "config": n, "rate": r, "seed": s, **v}
                      for (p, n, r, s), v in sorted(merged.items())]}

@@ -159,6 +159,7 @@ def test_factorial_tunes_grows_the_grid_at_its_edge_and_resumes(
         assert {(name, r) for r in scores} <= rates
     assert all(r["evals"][-1]["rollouts"] >= 16 for r in body["runs"])
     assert body["protocol"]["grid"] == [1e-3, 2e-3]
+    assert body["command"] == "python bench/factorial.py tune"
     trained = []
     monkeypatch.setattr(fx, "train_all", lambda tasks, **kw: trained.extend(
         tasks) or [])
