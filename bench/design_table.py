@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dopr_lite.curves import area, dips
+from dopr_lite.curves import area, dips, mean_se
 
 
 def read_runs(folders: list[str], upto: int) -> dict:
@@ -64,10 +64,9 @@ def paired(row: dict, ref: dict) -> dict | None:
         return None
     out = {"seeds": seeds}
     for key in ("final", "climb"):
-        d = np.array([row[f"{key}_by_seed"][s] - ref[f"{key}_by_seed"][s]
-                      for s in seeds])
-        out[key] = float(d.mean())
-        out[f"{key}_se"] = float(d.std(ddof=1) / np.sqrt(len(d)))
+        d = mean_se([row[f"{key}_by_seed"][s] - ref[f"{key}_by_seed"][s]
+                     for s in seeds])
+        out[key], out[f"{key}_se"] = d["mean"], d["se"]
     return out
 
 

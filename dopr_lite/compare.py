@@ -25,7 +25,7 @@ import torch
 
 from dopr_lite.config import DoprConfig
 from dopr_lite.curves import (NOT_REACHED, area, dips, fmt_reach, mean_reach,
-                              reached)
+                              mean_se, reached)
 from dopr_lite.env import versions
 from dopr_lite.errors import ConfigError
 from dopr_lite.policy import load_policy
@@ -238,16 +238,13 @@ def paired_difference(runs: list[RunResult], others: list[RunResult],
     if len(runs) != len(others):
         raise ValueError(f"paired_difference needs runs on the same seeds "
                          f"({len(runs)} vs {len(others)} runs)")
-    d = np.array([metric(a) - metric(b) for a, b in zip(runs, others,
-                                                         strict=True)])
-    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 \
-        else float("nan")
-    mean = float(d.mean())
+    d = mean_se([metric(a) - metric(b)
+                 for a, b in zip(runs, others, strict=True)])
+    mean, se = d["mean"], d["se"]
     clear = se == se and abs(mean) > 2 * se
-    return {"mean": mean, "se": se, "pairs": len(d),
-            "verdict": ("ahead" if mean > 0 else "behind") if clear
-            else "no clear difference",
-            "text": f"{mean:+.3f} ± {se:.3f} (n={len(d)})"}
+    return d | {"verdict": ("ahead" if mean > 0 else "behind") if clear
+                else "no clear difference",
+                "text": f"{mean:+.3f} ± {se:.3f} (n={d['pairs']})"}
 
 
 def comparison(results: dict[str, list[RunResult]], reference: str = "full",

@@ -36,7 +36,7 @@ import numpy as np
 from dopr_lite import ruletime
 from dopr_lite.config import DoprConfig
 from dopr_lite.curves import (NOT_REACHED, area, dips, fmt_reach, late_gain,
-                              mean_reach)
+                              mean_reach, mean_se)
 from dopr_lite.curves import reached as is_reached
 from dopr_lite.select import make_selector
 from dopr_lite.steptime import CARDS
@@ -158,11 +158,9 @@ def paired_with(mixes: dict[str, Mix], rule: str, other: str) -> dict:
                     upto = min(ea[-1]["rollouts"], eb[-1]["rollouts"])
                     diffs.append(area(ea, upto) - area(eb, upto))
                 where.append(f"{name}/B{B}")
-    d = np.array(diffs)
-    return {"rule": rule, "against": other, "pairs": len(d), "where": where,
-            "mean": float(d.mean()) if len(d) else float("nan"),
-            "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1
-            else float("nan")}
+    d = mean_se(diffs)
+    return {"rule": rule, "against": other, "pairs": d["pairs"],
+            "where": where, "mean": d["mean"], "se": d["se"]}
 
 
 def reach(x) -> str:

@@ -180,13 +180,19 @@ def _steps(items) -> tuple[list[str], int]:
     return lines, total
 
 
-def draw_add(rng, tier) -> Problem:
+def _tier_chain(rng, tier, medium_terms: tuple, medium_top: int) -> list:
+    """A tier's running-total chain (add and word share it): two one-digit
+    terms (easy); ``medium_terms`` terms up to ``medium_top`` (medium);
+    three or four four-digit terms (hard)."""
     if tier == "easy":
-        items = _chain(rng, 2, 1, 9, 18)
-    elif tier == "medium":
-        items = _chain(rng, rng.randint(2, 4), 1, 99, 999)
-    else:
-        items = _chain(rng, rng.randint(3, 4), 1000, 9999, 99_999)
+        return _chain(rng, 2, 1, 9, 18)
+    if tier == "medium":
+        return _chain(rng, rng.randint(*medium_terms), 1, medium_top, 999)
+    return _chain(rng, rng.randint(3, 4), 1000, 9999, 99_999)
+
+
+def draw_add(rng, tier) -> Problem:
+    items = _tier_chain(rng, tier, (2, 4), 99)
     lines, answer = _steps(items)
     n_ops = (len(items) + 1) // 2
     z = (items[0] / 99 - 0.75) * 6.0 - 0.8 * (n_ops - 3)
@@ -231,12 +237,7 @@ def draw_max(rng, tier) -> Problem:
 
 
 def draw_word(rng, tier) -> Problem:
-    if tier == "easy":
-        items = _chain(rng, 2, 1, 9, 18)
-    elif tier == "medium":
-        items = _chain(rng, rng.randint(2, 3), 1, 60, 999)
-    else:
-        items = _chain(rng, rng.randint(3, 4), 1000, 9999, 99_999)
+    items = _tier_chain(rng, tier, (2, 3), 60)
     words = [rng.choice(GAINS if op == "+" else LOSSES) + f" {x}"
              for op, x in zip(items[1::2], items[2::2], strict=True)]
     name = rng.choice(NAMES)

@@ -6,7 +6,7 @@ import pytest
 from dopr_lite.cli import main
 from dopr_lite.config import DoprConfig
 from dopr_lite.compare import (comparison, default_rules, format_table,
-                               parse_rules, read_benchmark,
+                               paired_difference, parse_rules, read_benchmark,
                                rollouts_to_reach, stability)
 from dopr_lite.runlog import curves
 from dopr_lite.curves import NOT_REACHED
@@ -214,3 +214,22 @@ def test_two_runs_for_one_folder_are_refused_before_any_run(tmp_path):
     cfg = DoprConfig(out_dir=str(tmp_path / "run"), max_rollouts=64)
     with pytest.raises(ValueError, match="one folder"):
         train_all([("a", cfg), ("b", cfg)], jobs=2)
+
+
+def test_paired_difference_says_ahead_only_beyond_two_standard_errors():
+    def runs(finals):
+        return [_run([(0, 0.2), (10, f)]) for f in finals]
+    base = runs([0.5, 0.6, 0.7])
+    clear = paired_difference(runs([0.61, 0.72, 0.80]), base)
+    assert clear["pairs"] == 3 and clear["verdict"] == "ahead"
+    assert clear["mean"] == pytest.approx(0.11)
+    # differences 0.11, 0.12, 0.10: sd 0.01 (ddof 1), se 0.01 / sqrt(3)
+    assert clear["se"] == pytest.approx(0.01 / 3 ** 0.5, rel=1e-6)
+    assert paired_difference(base, runs([0.61, 0.72, 0.80]))["verdict"] \
+        == "behind"
+    noisy = paired_difference(runs([0.6, 0.5, 0.75]), base)
+    assert noisy["verdict"] == "no clear difference"  # +0.1, -0.1, +0.05
+    one = paired_difference(runs([0.9]), runs([0.5]))
+    assert one["se"] != one["se"] and one["verdict"] == "no clear difference"
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_difference(base, base[:2])
