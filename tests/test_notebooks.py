@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks")
-                   .glob("[0-9][0-9]_*.ipynb"))
+HERE = Path(__file__).resolve().parent.parent / "notebooks"
+CHAPTERS = sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted((HERE / "solutions").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = CHAPTERS + SOLUTIONS
 CHECK, IGNORE = "nbval-check-output", "nbval-ignore-output"
 # an absolute path on a Unix machine or a Windows drive
 # the loop's log line when it resumes a run folder (dopr_lite.loop.train)
@@ -33,7 +35,31 @@ def output_texts(cell):
 
 
 def test_there_are_notebooks():
-    assert len(NOTEBOOKS) == 7
+    assert len(CHAPTERS) == 7
+
+
+def test_every_chapter_has_its_solutions():
+    """A learner checks each chapter's exercises against a solutions
+    notebook of the same stem, which answers every exercise the chapter
+    sets (one '### Exercise N' heading each) and checks each stated answer
+    with an assert, so CI fails when a stated answer stops being true."""
+    assert [p.stem + "_solutions" for p in CHAPTERS] == \
+        [p.stem for p in SOLUTIONS]
+    for chapter, solutions in zip(CHAPTERS, SOLUTIONS, strict=True):
+        exercises = next("".join(c["source"]) for c in cells(chapter)
+                         if "## Exercises" in "".join(c["source"]))
+        asked = len(re.findall(r"^\d+\. \*\*", exercises.split(
+            "## Exercises", 1)[1], flags=re.M))
+        md = "\n".join("".join(c["source"]) for c in cells(solutions)
+                       if c["cell_type"] == "markdown")
+        answered = re.findall(r"^### Exercise (\d+)", md, flags=re.M)
+        assert answered == [str(i) for i in range(1, asked + 1)], (
+            f"{solutions.name}: answers {answered}, the chapter asks "
+            f"{asked}")
+        code = "\n".join("".join(c["source"]) for c in cells(solutions)
+                         if c["cell_type"] == "code")
+        assert code.count("assert ") >= asked, solutions.name
+        assert f"../{chapter.name}" in md, f"{solutions.name}: link back"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -71,7 +97,7 @@ def test_every_code_cell_is_checked_or_explicitly_ignored(path):
                 f"result CI compares) or {IGNORE!r} (timing, versions)")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_a_learners_scaffolding(path):
     md = ["".join(c["source"]) for c in cells(path)
           if c["cell_type"] == "markdown"]
@@ -90,7 +116,7 @@ def test_a_learners_scaffolding(path):
 FOUND_PENDING = {"05_dopr_vs_baselines"}  # after issue 34 lands
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_what_we_found_is_computed_and_checked(path):
     """A learner ends each notebook with what it found: a code cell
     (``# What we found``), checked by nbval, whose printed sentences are
