@@ -242,7 +242,8 @@ def analyse(runs: dict, picks: dict) -> dict:
                 control = same
             if cfg.question == "q1" and control != label and control in cells:
                 vs[label] = paired(c, cells[control]) | {"against": control}
-        out["pools"][pool] = {"base": base, "ceiling": top,
+        out["pools"][pool] = {"base": base,
+                              "ceiling": top if by is not None else None,
                               "ceiling_by": by, "targets": targets,
                               "cells": cells, "vs_random": vs}
     out["q3"] = headline(out, picks, runs)
